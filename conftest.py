@@ -1,0 +1,9 @@
+"""Registers the test fixture plugins; each plugin module is owned by the domain it serves."""
+
+pytest_plugins = [
+    "tests.fixtures.postgres",
+    "tests.fixtures.stack",
+    "tests.fixtures.podman",
+    "tests.fixtures.identity",
+    "tests.fixtures.nodes",
+]

@@ -1,0 +1,136 @@
+"""The ``cynode`` command: ``serve`` a role set, ``migrate`` the database.
+
+Owns argument parsing and process lifecycle (signals, exit codes). Everything else is delegated to
+the composition root.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import click
+
+from cynode import __version__
+from cynode.composition import Stack, parse_roles, resolve_database
+from cynode.db.embedded import EmbeddedPostgresError
+from cynode.db.migrations import apply_migrations
+from cynode.http.server import PortInUseError
+from cynode.logs import configure_logging
+from cynode.settings import Settings, SettingsError, load_settings
+
+
+def _overrides(data_dir: Path | None, database_url: str | None, node_config: Path | None, log_level: str | None,
+               assignments: Sequence[str]) -> dict[str, Any]:  # fmt: skip
+    overrides: dict[str, Any] = {
+        "data_dir": str(data_dir) if data_dir else None,
+        "database_url": database_url,
+        "node_config": str(node_config) if node_config else None,
+        "log_level": log_level,
+    }
+    for assignment in assignments:
+        name, sep, value = assignment.partition("=")
+        if not sep or not name:
+            raise click.BadParameter(f"expected NAME=VALUE, got {assignment!r}", param_hint="--set")
+        overrides[name.strip()] = value
+    return overrides
+
+
+def _load(config: Path | None, overrides: dict[str, Any]) -> Settings:
+    try:
+        settings = load_settings(config_file=config, overrides=overrides)
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from exc
+    configure_logging(settings.log_level)
+    return settings
+
+
+common_options = [
+    click.option("--config", type=click.Path(dir_okay=False, path_type=Path), help="YAML settings file."),
+    click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), help="State directory."),
+    click.option("--database-url", help="PostgreSQL URL; without one a private cluster runs in the data dir."),
+    click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"])),
+    click.option("--set", "assignments", multiple=True, metavar="NAME=VALUE",
+                 help="Any setting by dotted name, e.g. --set gateway.port=8080."),
+]  # fmt: skip
+
+
+def with_common_options(command: Any) -> Any:
+    for option in reversed(common_options):
+        command = option(command)
+    return command
+
+
+@click.group()
+@click.version_option(__version__, prog_name="cynode")
+def main() -> None:
+    """CyNode: a local-first orchestrator for self-hosted teams."""
+
+
+@main.command()
+@click.option(
+    "--role",
+    "roles",
+    multiple=True,
+    default=("all",),
+    show_default=True,
+    help="all, orchestrator, gateway, node; repeat or separate with commas.",
+)
+@click.option(
+    "--node-config",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Node startup YAML (default /etc/cynode/node.yaml).",
+)
+@with_common_options
+def serve(roles: tuple[str, ...], node_config: Path | None, config: Path | None, data_dir: Path | None,
+          database_url: str | None, log_level: str | None, assignments: tuple[str, ...]) -> None:  # fmt: skip
+    """Run the given roles in this process until SIGINT or SIGTERM."""
+    try:
+        role_set = parse_roles(roles)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--role") from exc
+    settings = _load(config, _overrides(data_dir, database_url, node_config, log_level, assignments))
+    try:
+        asyncio.run(_serve(Stack(settings, role_set)))
+    except (PortInUseError, EmbeddedPostgresError, SettingsError) as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+async def _serve(stack: Stack) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    async with stack:
+        for role, served in stack.apps.items():
+            click.echo(f"cynode {role.value}: {served.base_url}", err=True)
+        await stop.wait()
+
+
+@main.command()
+@with_common_options
+def migrate(config: Path | None, data_dir: Path | None, database_url: str | None, log_level: str | None,
+            assignments: tuple[str, ...]) -> None:  # fmt: skip
+    """Apply pending database migrations and exit."""
+    settings = _load(config, _overrides(data_dir, database_url, None, log_level, assignments))
+    try:
+        applied = asyncio.run(_migrate(settings))
+    except EmbeddedPostgresError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"applied {len(applied)} migration(s){': ' if applied else ''}{', '.join(map(str, applied))}")
+
+
+async def _migrate(settings: Settings) -> list[int]:
+    from contextlib import AsyncExitStack
+
+    async with AsyncExitStack() as exits:
+        dsn = await resolve_database(settings, exits)
+        return await apply_migrations(dsn)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

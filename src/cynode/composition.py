@@ -1,0 +1,189 @@
+"""The composition root: turns settings and a role set into running apps and background services.
+
+This is the one place that knows which domain serves which role and how they are wired:
+``orchestrator`` serves the control plane (port 12082), ``gateway`` the user API (12080), ``node``
+the Worker API (12090). Roles that need PostgreSQL share one pool; with no database URL a private
+cluster in the data directory is started (and stopped again if this process started it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
+
+from litestar import Litestar
+
+from cynode.context import OrchestratorContext
+from cynode.crypto import load_secret_box
+from cynode.db.embedded import EmbeddedPostgres
+from cynode.db.migrations import apply_migrations
+from cynode.db.pool import open_pool
+from cynode.http.app import build_app
+from cynode.http.server import ServedApp
+from cynode.identity.bootstrap import ensure_bootstrap_users
+from cynode.identity.http import identity_routes
+from cynode.nodes.http import control_plane_routes
+from cynode.nodes.readiness import inference_path_problem
+from cynode.secrets import persistent_secret
+from cynode.settings import Role, Settings
+from cynode.tokens import TokenSigner
+
+log = logging.getLogger(__name__)
+
+ALL_ROLES = frozenset(Role)
+NODE_NOT_CONFIGURED = "node config not applied (the node manager has not configured this worker yet)"
+
+
+def parse_roles(values: Iterable[str]) -> frozenset[Role]:
+    """Roles from repeatable and comma-separated values; ``all`` means every role."""
+    roles: set[Role] = set()
+    for value in values:
+        for item in value.split(","):
+            name = item.strip().lower()
+            if not name:
+                continue
+            if name == "all":
+                roles.update(ALL_ROLES)
+                continue
+            try:
+                roles.add(Role(name))
+            except ValueError:
+                choices = ", ".join(["all", *(r.value for r in Role)])
+                raise ValueError(f"unknown role {item.strip()!r} (choose from {choices})") from None
+    if not roles:
+        raise ValueError("no role given (use --role=all|orchestrator|gateway|node)")
+    return frozenset(roles)
+
+
+async def resolve_database(settings: Settings, exits: AsyncExitStack) -> str:
+    """The configured database URL, or the DSN of the embedded cluster (stopped on exit)."""
+    if settings.database_url:
+        return settings.database_url
+    embedded = EmbeddedPostgres(settings.data_dir)
+    dsn = await asyncio.to_thread(embedded.start)
+    exits.push_async_callback(asyncio.to_thread, embedded.stop)
+    return dsn
+
+
+@dataclass
+class Stack:
+    """Everything one ``cynode serve`` runs; ``start`` then ``stop``, or use ``async with``."""
+
+    settings: Settings
+    roles: frozenset[Role]
+    env: Mapping[str, str] = field(default_factory=lambda: os.environ)
+    """Where secrets are read from (``CYNODE_*`` variables and their ``_FILE`` variants)."""
+    apps: dict[Role, ServedApp] = field(default_factory=dict)
+    context: OrchestratorContext | None = None
+    _exits: AsyncExitStack = field(default_factory=AsyncExitStack)
+
+    async def __aenter__(self) -> Stack:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.stop()
+
+    def base_url(self, role: Role) -> str:
+        return self.apps[role].base_url
+
+    async def start(self) -> None:
+        try:
+            await self._start()
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def _start(self) -> None:
+        settings = self.settings
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        if self.roles & {Role.ORCHESTRATOR, Role.GATEWAY}:
+            dsn = await resolve_database(settings, self._exits)
+            await apply_migrations(dsn)
+            pool = await open_pool(dsn)
+            self._exits.push_async_callback(pool.close)
+            self.context = OrchestratorContext(
+                settings=settings,
+                pool=pool,
+                signer=TokenSigner(persistent_secret("jwt_secret", settings.data_dir, self.env)),
+                secret_box=load_secret_box(settings.data_dir, self.env),
+                env=self.env,
+            )
+            if Role.ORCHESTRATOR in self.roles:
+                await ensure_bootstrap_users(self.context)
+        planned = self._plan_apps()
+        for served in planned.values():
+            served.bind()
+        for role, served in planned.items():
+            await served.start()
+            self._exits.push_async_callback(served.stop)
+            self.apps[role] = served
+            log.info("role_serving", extra={"role": role.value, "url": served.base_url})
+
+    def _plan_apps(self) -> dict[Role, ServedApp]:
+        settings = self.settings
+        planned: dict[Role, ServedApp] = {}
+        if Role.GATEWAY in self.roles:
+            planned[Role.GATEWAY] = ServedApp(
+                "gateway", self._gateway_app(), settings.gateway.host, settings.gateway.port
+            )
+        if Role.ORCHESTRATOR in self.roles:
+            planned[Role.ORCHESTRATOR] = ServedApp(
+                "control_plane",
+                self._control_plane_app(),
+                settings.control_plane.host,
+                settings.control_plane.port,
+            )
+        if Role.NODE in self.roles:
+            planned[Role.NODE] = ServedApp(
+                "worker_api", self._worker_app(), settings.worker_api.host, settings.worker_api.port
+            )
+        return planned
+
+    def _orchestrator_readiness(self) -> Callable[[], Awaitable[str | None]]:
+        pool = self._context.pool
+        grace = self.settings.nodes.heartbeat_grace_seconds
+
+        async def readiness() -> str | None:
+            return await inference_path_problem(pool, grace)
+
+        return readiness
+
+    @property
+    def _context(self) -> OrchestratorContext:
+        if self.context is None:
+            raise RuntimeError("database-backed roles are wired only after the database is up")
+        return self.context
+
+    def _gateway_app(self) -> Litestar:
+        return build_app(
+            route_handlers=[*identity_routes(self._context)],
+            readiness=self._orchestrator_readiness(),
+            max_body_bytes=self.settings.gateway.max_request_bytes,
+        )
+
+    def _control_plane_app(self) -> Litestar:
+        return build_app(
+            route_handlers=[*control_plane_routes(self._context)],
+            readiness=self._orchestrator_readiness(),
+            max_body_bytes=self.settings.control_plane.max_request_bytes,
+        )
+
+    def _worker_app(self) -> Litestar:
+        async def not_configured() -> str | None:
+            return NODE_NOT_CONFIGURED
+
+        return build_app(
+            route_handlers=[],
+            readiness=not_configured,
+            max_body_bytes=self.settings.worker_api.max_request_bytes,
+        )
+
+    async def stop(self) -> None:
+        await self._exits.aclose()
+        self.apps.clear()
+        self.context = None

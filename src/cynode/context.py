@@ -1,0 +1,23 @@
+"""What the composition root hands to the database-backed domains when it wires them."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from cynode.crypto import SecretBox
+from cynode.db.pool import Pool
+from cynode.settings import Settings
+from cynode.tokens import TokenSigner
+
+
+@dataclass(frozen=True)
+class OrchestratorContext:
+    """Shared by the orchestrator and gateway roles of one process."""
+
+    settings: Settings
+    pool: Pool
+    signer: TokenSigner
+    secret_box: SecretBox
+    env: Mapping[str, str]
+    """Source of secrets (``CYNODE_*`` and ``CYNODE_*_FILE``); ``os.environ`` outside tests."""

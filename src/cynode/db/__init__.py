@@ -1,0 +1,1 @@
+"""PostgreSQL access: the connection pool, schema migrations and the embedded private cluster."""

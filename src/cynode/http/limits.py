@@ -1,0 +1,78 @@
+"""Request-body size limit: 413 before the handler sees more bytes than allowed.
+
+Owns the limit for every app. A declared ``Content-Length`` over the limit is refused without
+reading the body; a chunked body is counted as it streams and refused the moment it passes the
+limit, so no oversized body is ever buffered.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from http import HTTPStatus
+
+from litestar.enums import ScopeType
+from litestar.types import ASGIApp, HTTPResponseBodyEvent, HTTPResponseStartEvent, Receive, ReceiveMessage, Scope, Send
+
+from cynode.http.problems import PROBLEM_MEDIA_TYPE, ProblemError, problem_body
+
+LimitSource = int | Callable[[], int]
+
+TOO_LARGE_DETAIL = "Request body exceeds maximum size"
+
+
+def _declared_length(scope: Scope) -> int | None:
+    for name, value in scope.get("headers", ()):
+        if name == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None
+
+
+def body_limit(limit: LimitSource) -> Callable[[ASGIApp], ASGIApp]:
+    """Litestar middleware factory enforcing ``limit`` (bytes, or a callable read per request)."""
+    current = limit if callable(limit) else (lambda: limit)
+
+    def middleware(app: ASGIApp) -> ASGIApp:
+        async def limited(scope: Scope, receive: Receive, send: Send) -> None:
+            if scope["type"] != ScopeType.HTTP:
+                await app(scope, receive, send)
+                return
+            max_bytes = current()
+            declared = _declared_length(scope)
+            if declared is not None and declared > max_bytes:
+                await _send_too_large(send)
+                return
+            received = 0
+
+            async def counting_receive() -> ReceiveMessage:
+                nonlocal received
+                message = await receive()
+                if message["type"] == "http.request":
+                    received += len(message.get("body", b""))
+                    if received > max_bytes:
+                        raise ProblemError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, TOO_LARGE_DETAIL)
+                return message
+
+            await app(scope, counting_receive, send)
+
+        return limited
+
+    return middleware
+
+
+async def _send_too_large(send: Send) -> None:
+    body = problem_body(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, TOO_LARGE_DETAIL)
+    start: HTTPResponseStartEvent = {
+        "type": "http.response.start",
+        "status": HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+        "headers": [
+            (b"content-type", PROBLEM_MEDIA_TYPE.encode()),
+            (b"content-length", str(len(body)).encode()),
+            (b"connection", b"close"),
+        ],
+    }
+    await send(start)
+    body_event: HTTPResponseBodyEvent = {"type": "http.response.body", "body": body, "more_body": False}
+    await send(body_event)

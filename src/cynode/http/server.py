@@ -1,0 +1,91 @@
+"""Serves several ASGI apps from one event loop, one listening socket each.
+
+Owns socket binding and the uvicorn servers. Sockets are bound before serving starts so a busy
+port fails fast with a clear message, and port 0 can be used (tests) with the real port reported.
+Signal handling belongs to the caller: uvicorn's own handlers are disabled because several servers
+share one process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import uvicorn
+from litestar import Litestar
+
+
+class _QuietServer(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+class PortInUseError(RuntimeError):
+    pass
+
+
+@dataclass
+class ServedApp:
+    """An app bound to a listening socket, served until ``stop``."""
+
+    name: str
+    app: Litestar
+    host: str
+    port: int
+    _socket: socket.socket | None = field(default=None, repr=False)
+    _server: _QuietServer | None = field(default=None, repr=False)
+    _task: asyncio.Task[None] | None = field(default=None, repr=False)
+
+    @property
+    def base_url(self) -> str:
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host  # noqa: S104
+        if ":" in host:
+            host = f"[{host}]"
+        return f"http://{host}:{self.port}"
+
+    def bind(self) -> None:
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((self.host, self.port))
+        except OSError as exc:
+            sock.close()
+            raise PortInUseError(f"{self.name}: cannot listen on {self.host}:{self.port}: {exc.strerror}") from exc
+        sock.listen(2048)
+        sock.setblocking(False)
+        self.port = sock.getsockname()[1]
+        self._socket = sock
+
+    async def start(self) -> None:
+        if self._socket is None:
+            self.bind()
+        assert self._socket is not None
+        config = uvicorn.Config(
+            self.app,
+            log_config=None,
+            access_log=False,
+            lifespan="on",
+            timeout_graceful_shutdown=5,
+            server_header=False,
+            date_header=False,
+        )
+        self._server = _QuietServer(config)
+        self._task = asyncio.create_task(self._server.serve(sockets=[self._socket]), name=f"serve-{self.name}")
+        while not self._server.started:
+            if self._task.done():
+                self._task.result()
+                raise RuntimeError(f"{self.name}: server stopped during start-up")
+            await asyncio.sleep(0.01)
+
+    async def stop(self) -> None:
+        if self._server is not None and self._task is not None:
+            self._server.should_exit = True
+            await self._task
+        if self._socket is not None:
+            self._socket.close()
+            self._socket = None

@@ -1,0 +1,1 @@
+"""Local users, sessions and tokens: login, refresh, logout, admin user management."""

@@ -1,0 +1,1 @@
+"""Worker nodes as the control plane sees them: registration, capabilities, config, heartbeats."""
