@@ -108,6 +108,7 @@ class Stack:
             self._exits.push_async_callback(pool.close)
             self.context = OrchestratorContext(
                 settings=settings,
+                roles=self.roles,
                 pool=pool,
                 signer=TokenSigner(persistent_secret("jwt_secret", settings.data_dir, self.env)),
                 secret_box=load_secret_box(settings.data_dir, self.env),

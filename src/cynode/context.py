@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from cynode.crypto import SecretBox
 from cynode.db.pool import Pool
-from cynode.settings import Settings
+from cynode.settings import Role, Settings
 from cynode.tokens import TokenSigner
 
 
@@ -16,6 +16,8 @@ class OrchestratorContext:
     """Shared by the orchestrator and gateway roles of one process."""
 
     settings: Settings
+    roles: frozenset[Role]
+    """Every role this process runs (e.g. a co-located node may share generated secrets)."""
     pool: Pool
     signer: TokenSigner
     secret_box: SecretBox
