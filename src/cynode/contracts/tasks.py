@@ -1,0 +1,95 @@
+"""User API task payloads (`/v1/tasks` and its sub-resources)."""
+
+from typing import Any, Literal
+from uuid import UUID
+
+import msgspec
+
+from cynode.contracts.codec import Timestamp
+
+__all__ = [
+    "CancelTaskResponse",
+    "CreateTaskRequest",
+    "InputMode",
+    "JobStatus",
+    "TaskListResponse",
+    "TaskLogsResponse",
+    "TaskResponse",
+    "TaskResultJob",
+    "TaskResultResponse",
+    "TaskStatus",
+]
+
+# `prompt` goes to the model and is never run as shell; `script` and `commands` run in a sandbox.
+InputMode = Literal["prompt", "script", "commands"]
+TaskStatus = Literal["queued", "running", "completed", "failed", "canceled"]
+# Jobs move through the same five states as the task that owns them.
+JobStatus = TaskStatus
+
+
+class CreateTaskRequest(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """Body of POST /v1/tasks."""
+
+    prompt: str
+    input_mode: InputMode = "prompt"
+    task_name: str | None = None
+    project_id: UUID | None = None
+    attachments: list[str] = []
+    use_inference: bool = False
+
+
+class TaskResponse(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """A task as returned by create, get and list; `id` and `task_id` carry the same UUID."""
+
+    id: UUID
+    task_id: UUID
+    status: TaskStatus
+    task_name: str
+    prompt: str
+    summary: str | None = None
+    created_at: Timestamp
+    updated_at: Timestamp
+    attachments: list[str] = []
+
+
+class TaskListResponse(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """One page of GET /v1/tasks; `next_cursor` is present only when another page exists."""
+
+    tasks: list[TaskResponse]
+    next_cursor: str | None = None
+
+
+class TaskResultJob(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """One job of a task result; `result` is the Worker API response as a JSON object, not a string."""
+
+    id: UUID
+    status: JobStatus
+    node_slug: str | None = None
+    attempt: int
+    started_at: Timestamp | None = None
+    ended_at: Timestamp | None = None
+    result: dict[str, Any] | None = None
+
+
+class TaskResultResponse(msgspec.Struct, kw_only=True):
+    """Body of GET /v1/tasks/{id}/result: the task status and its jobs in creation order."""
+
+    task_id: UUID
+    status: TaskStatus
+    jobs: list[TaskResultJob]
+
+
+class TaskLogsResponse(msgspec.Struct, kw_only=True):
+    """Body of GET /v1/tasks/{id}/logs: stdout and stderr of all jobs, concatenated in order."""
+
+    task_id: UUID
+    stdout: str
+    stderr: str
+
+
+class CancelTaskResponse(msgspec.Struct, kw_only=True):
+    """Body of POST /v1/tasks/{id}/cancel; `canceled` is false when the task had already finished."""
+
+    task_id: UUID
+    canceled: bool
+    status: TaskStatus
