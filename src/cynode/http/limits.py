@@ -13,7 +13,8 @@ from http import HTTPStatus
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, HTTPResponseBodyEvent, HTTPResponseStartEvent, Receive, ReceiveMessage, Scope, Send
 
-from cynode.http.problems import PROBLEM_MEDIA_TYPE, ProblemError, problem_body
+from cynode.contracts.problem import PROBLEM_CONTENT_TYPE
+from cynode.http.problems import ProblemError, problem_body
 
 LimitSource = int | Callable[[], int]
 
@@ -68,7 +69,7 @@ async def _send_too_large(send: Send) -> None:
         "type": "http.response.start",
         "status": HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
         "headers": [
-            (b"content-type", PROBLEM_MEDIA_TYPE.encode()),
+            (b"content-type", PROBLEM_CONTENT_TYPE.encode()),
             (b"content-length", str(len(body)).encode()),
             (b"connection", b"close"),
         ],

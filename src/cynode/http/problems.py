@@ -15,9 +15,7 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 
 from cynode.contracts.codec import encode
-from cynode.contracts.problem import problem_for
-
-PROBLEM_MEDIA_TYPE = "application/problem+json"
+from cynode.contracts.problem import PROBLEM_CONTENT_TYPE, problem_for
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +56,7 @@ def problem_response(
     return Response(
         content=problem_body(status, detail, problem_type),
         status_code=status,
-        media_type=PROBLEM_MEDIA_TYPE,
+        media_type=PROBLEM_CONTENT_TYPE,
         headers=dict(headers or {}),
     )
 
