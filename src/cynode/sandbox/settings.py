@@ -1,0 +1,77 @@
+"""Settings of the sandbox executor: the node startup YAML's ``sandbox:`` section.
+
+Owns the keys (upstream ``node.yaml`` names), their defaults and the timeout arithmetic. Keys of
+the upstream schema this executor does not act on (``runtime``, ``rootless``, ``mounts``, ...) are
+accepted and ignored, so an upstream example file still loads.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+import msgspec
+
+PositiveInt = Annotated[int, msgspec.Meta(gt=0)]
+PositiveFloat = Annotated[float, msgspec.Meta(gt=0)]
+
+DEFAULT_SANDBOX_IMAGE = "localhost/cynode-sandbox:latest"
+DEFAULT_MOUNT_ROOT = Path("/var/lib/cynode/state/sandbox_mounts")
+DEFAULT_OUTPUT_LIMIT = 256 * 1024
+
+SandboxMode = Literal["allow", "sandbox_only", "disabled"]
+NetworkPolicy = Literal["restricted", "none"]
+
+
+class SandboxResources(msgspec.Struct, kw_only=True, frozen=True):
+    """Per-container cgroup limits; ``None`` leaves that resource unlimited."""
+
+    max_cpu_cores: PositiveFloat | None = None
+    max_memory_mb: PositiveInt | None = 2048
+    max_pids: PositiveInt | None = 512
+
+
+class SandboxTimeouts(msgspec.Struct, kw_only=True, frozen=True):
+    default_seconds: PositiveInt = 3600
+    max_seconds: PositiveInt = 10800
+
+
+class SandboxUlimits(msgspec.Struct, kw_only=True, frozen=True):
+    """Soft and hard ulimits of the container's processes; both must stay within the podman
+    service's own hard limits, or containers fail to start.
+
+    ``nproc`` counts every process of the sandbox user on the host, and all sandboxes share that
+    user, so keep it at or above ``max_concurrency * resources.max_pids``; the per-job process
+    limit is ``resources.max_pids``.
+    """
+
+    nofile: PositiveInt = 1024
+    nproc: PositiveInt = 4096
+
+
+class SandboxSettings(msgspec.Struct, kw_only=True, frozen=True):
+    mode: SandboxMode = "allow"
+    max_concurrency: PositiveInt = 4
+    default_image: str = DEFAULT_SANDBOX_IMAGE
+    """Used when a job names no image."""
+    allowed_images: tuple[str, ...] = ()
+    """Image references or ``fnmatch`` patterns; empty allows any image present on the node."""
+    default_network_policy: NetworkPolicy = "none"
+    resources: SandboxResources = SandboxResources()
+    timeouts: SandboxTimeouts = SandboxTimeouts()
+    ulimits: SandboxUlimits = SandboxUlimits()
+    mount_root: Path = DEFAULT_MOUNT_ROOT
+    """Parent of the per-job ``<job_id>/workspace`` and ``<job_id>/job`` host directories."""
+    max_output_bytes: PositiveInt = DEFAULT_OUTPUT_LIMIT
+    """Cap on each of stdout and stderr in a job result."""
+    run_as_user: str = "65534:65534"
+    """``uid[:gid]`` the job runs as inside the container (default: nobody)."""
+    podman_socket: str | None = None
+    """``unix://`` URL of an existing podman API; unset, the node starts its own service."""
+
+    def effective_timeout(self, requested: int | None, constraint: int | None = None) -> int:
+        """Seconds a job may run: the request (or node default), capped by node max and config."""
+        timeout = min(requested or self.timeouts.default_seconds, self.timeouts.max_seconds)
+        if constraint is not None:
+            timeout = min(timeout, constraint)
+        return timeout
