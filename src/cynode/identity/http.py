@@ -1,13 +1,163 @@
-"""User API routes for identity: login, refresh, logout, me, admin user management."""
+"""User API routes for identity: login, refresh, logout, me, admin user management.
+
+Handlers only translate: they read the client's address, decode the body with the shared codec
+(so malformed JSON, a wrong content type or a missing field is a 400/415 problem rather than
+litestar's own error), call :class:`IdentityService`, and encode its answer.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import ipaddress
 from collections.abc import Sequence
+from http import HTTPStatus
+from typing import Any, Final, TypeVar
+from uuid import UUID
 
+import msgspec
+from litestar import Request, Response, get, post
+from litestar.di import NamedDependency
+from litestar.params import FromPath
 from litestar.types import ControllerRouterHandler
 
 from cynode.context import OrchestratorContext
+from cynode.contracts.codec import PayloadError, decode, encode
+from cynode.contracts.identity import (
+    CreateUserRequest,
+    LoginRequest,
+    LogoutRequest,
+    RefreshRequest,
+    ResetPasswordRequest,
+)
+from cynode.http.problems import ProblemError
+from cynode.identity.audit import AuthEvent, ClientInfo
+from cynode.identity.guard import CURRENT_USER, CurrentUser, admin_user_provider, current_user_provider
+from cynode.identity.service import IdentityService
+
+JSON_MEDIA_TYPE: Final = "application/json"
+
+Payload = TypeVar("Payload", bound=msgspec.Struct)
+
+
+def client_info(request: Request[Any, Any, Any], *, trust_forwarded_for: bool) -> ClientInfo:
+    """The client's IP (the first ``X-Forwarded-For`` entry only when trusted) and user agent."""
+    ip = request.client.host if request.client else None
+    if trust_forwarded_for:
+        forwarded = request.headers.get("x-forwarded-for", "").split(",")[0].strip()
+        # Absent or garbage: keep the peer address.
+        with contextlib.suppress(ValueError):
+            ip = str(ipaddress.ip_address(forwarded))
+    return ClientInfo(ip=ip, user_agent=request.headers.get("user-agent"))
+
+
+async def read_payload(
+    request: Request[Any, Any, Any], payload_type: type[Payload], *, empty: Payload | None = None
+) -> Payload:
+    """The JSON body decoded as ``payload_type``; ``empty`` stands in for a missing body when given."""
+    body = await request.body()
+    if not body and empty is not None:
+        return empty
+    media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    if media_type != JSON_MEDIA_TYPE:
+        raise ProblemError(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, f"Content-Type must be {JSON_MEDIA_TYPE}")
+    try:
+        return decode(body, payload_type)
+    except PayloadError as exc:
+        raise ProblemError(HTTPStatus.BAD_REQUEST, f"Invalid request body: {exc}") from None
+
+
+def parse_user_id(value: str) -> UUID:
+    try:
+        return UUID(value)
+    except ValueError:
+        raise ProblemError(HTTPStatus.BAD_REQUEST, "Invalid user id") from None
+
+
+def json_response(payload: msgspec.Struct, status: int = HTTPStatus.OK) -> Response[bytes]:
+    return Response(content=encode(payload), status_code=status, media_type=JSON_MEDIA_TYPE)
+
+
+def no_content() -> Response[None]:
+    return Response(content=None, status_code=HTTPStatus.NO_CONTENT)
 
 
 def identity_routes(ctx: OrchestratorContext) -> Sequence[ControllerRouterHandler]:
-    return []
+    service = IdentityService(ctx.pool, ctx.signer, ctx.settings.identity)
+    trust_forwarded_for = ctx.settings.identity.trust_forwarded_for
+    signed_in = {CURRENT_USER: current_user_provider(ctx)}
+    admin_only = {CURRENT_USER: admin_user_provider(ctx)}
+
+    def client_of(request: Request[Any, Any, Any]) -> ClientInfo:
+        return client_info(request, trust_forwarded_for=trust_forwarded_for)
+
+    async def read_audited(
+        request: Request[Any, Any, Any], payload_type: type[Payload], event: AuthEvent, client: ClientInfo
+    ) -> Payload:
+        """Like read_payload, but a refused body still leaves its audit row."""
+        try:
+            return await read_payload(request, payload_type)
+        except ProblemError:
+            await service.record_invalid_request(event, client)
+            raise
+
+    @post("/v1/auth/login")
+    async def login(request: Request[Any, Any, Any]) -> Response[bytes]:
+        client = client_of(request)
+        credentials = await read_audited(request, LoginRequest, AuthEvent.LOGIN_FAILURE, client)
+        return json_response(await service.login(credentials, client))
+
+    @post("/v1/auth/refresh")
+    async def refresh(request: Request[Any, Any, Any]) -> Response[bytes]:
+        client = client_of(request)
+        refresh_request = await read_audited(request, RefreshRequest, AuthEvent.REFRESH_FAILURE, client)
+        return json_response(await service.refresh(refresh_request, client))
+
+    @post("/v1/auth/logout", dependencies=signed_in)
+    async def logout(request: Request[Any, Any, Any], current_user: NamedDependency[CurrentUser]) -> Response[None]:
+        logout_request = await read_payload(request, LogoutRequest, empty=LogoutRequest())
+        await service.logout(current_user, logout_request, client_of(request))
+        return no_content()
+
+    @get("/v1/users/me", dependencies=signed_in)
+    async def me(current_user: NamedDependency[CurrentUser]) -> Response[bytes]:
+        return json_response(await service.me(current_user))
+
+    @post("/v1/users", dependencies=admin_only)
+    async def create_user(
+        request: Request[Any, Any, Any], current_user: NamedDependency[CurrentUser]
+    ) -> Response[bytes]:
+        create_request = await read_payload(request, CreateUserRequest)
+        created = await service.create_user(current_user, create_request, client_of(request))
+        return json_response(created, HTTPStatus.CREATED)
+
+    @post("/v1/users/{user_id:str}/disable", dependencies=admin_only)
+    async def disable_user(
+        request: Request[Any, Any, Any], current_user: NamedDependency[CurrentUser], user_id: FromPath[str]
+    ) -> Response[bytes]:
+        user = await service.set_user_active(current_user, parse_user_id(user_id), False, client_of(request))
+        return json_response(user)
+
+    @post("/v1/users/{user_id:str}/enable", dependencies=admin_only)
+    async def enable_user(
+        request: Request[Any, Any, Any], current_user: NamedDependency[CurrentUser], user_id: FromPath[str]
+    ) -> Response[bytes]:
+        user = await service.set_user_active(current_user, parse_user_id(user_id), True, client_of(request))
+        return json_response(user)
+
+    @post("/v1/users/{user_id:str}/reset_password", dependencies=admin_only)
+    async def reset_password(
+        request: Request[Any, Any, Any], current_user: NamedDependency[CurrentUser], user_id: FromPath[str]
+    ) -> Response[None]:
+        target = parse_user_id(user_id)
+        reset_request = await read_payload(request, ResetPasswordRequest)
+        await service.reset_password(current_user, target, reset_request, client_of(request))
+        return no_content()
+
+    @post("/v1/users/{user_id:str}/revoke_sessions", dependencies=admin_only)
+    async def revoke_sessions(
+        request: Request[Any, Any, Any], current_user: NamedDependency[CurrentUser], user_id: FromPath[str]
+    ) -> Response[None]:
+        await service.revoke_sessions(current_user, parse_user_id(user_id), client_of(request))
+        return no_content()
+
+    return [login, refresh, logout, me, create_user, disable_user, enable_user, reset_password, revoke_sessions]
