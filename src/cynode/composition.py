@@ -146,11 +146,10 @@ class Stack:
         return planned
 
     def _orchestrator_readiness(self) -> Callable[[], Awaitable[str | None]]:
-        pool = self._context.pool
-        grace = self.settings.nodes.heartbeat_grace_seconds
+        context = self._context
 
         async def readiness() -> str | None:
-            return await inference_path_problem(pool, grace)
+            return await inference_path_problem(context)
 
         return readiness
 

@@ -1,21 +1,57 @@
-"""Settings of the node control plane (the ``nodes:`` section; env ``CYNODE_NODES_*``)."""
+"""Settings of the node control plane (the ``nodes:`` section; env ``CYNODE_NODES_*``).
+
+Everything here is orchestrator-side policy delivered to nodes in their configuration payload, or
+governs how the control plane treats nodes (token lifetime, heartbeat grace). Changing a value that
+ends up in a node's configuration gives that node a new ``config_version`` on its next fetch.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 import msgspec
 
 PositiveInt = Annotated[int, msgspec.Meta(gt=0)]
+Port = Annotated[int, msgspec.Meta(ge=1, le=65535)]
+InferenceVariant = Literal["cpu", "cuda", "rocm"]
+NetworkPolicy = Literal["none", "restricted"]
+
+DEFAULT_MAX_JOB_TIMEOUT_SECONDS = 10800
+DEFAULT_MAX_REQUEST_BYTES = 10 * 1024 * 1024
+
+
+class SandboxPolicySettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """``policy.sandbox`` of every node's configuration; a node's own YAML may only be stricter."""
+
+    allowed_images: list[str] | None = None
+    """Images sandboxes may run; unset means no orchestrator allowlist (the node's own applies)."""
+    default_network_policy: NetworkPolicy = "none"
+    allow_privileged: bool = False
+    allow_host_network: bool = False
 
 
 class NodePolicySettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     node_jwt_ttl_seconds: PositiveInt = 24 * 3600
     heartbeat_grace_seconds: PositiveInt = 90
+    """A node not heard from (report, heartbeat, config call) for this long is not dispatchable."""
     worker_api_target_url: str | None = None
     """Operator override of every node's dispatch URL."""
-    inference_image_cpu: str = "docker.io/ollama/ollama"
-    inference_image_cuda: str = "docker.io/ollama/ollama"
-    inference_image_rocm: str = "docker.io/ollama/ollama:rocm"
-    max_job_timeout_seconds: PositiveInt | None = None
-    max_request_bytes: PositiveInt | None = None
+
+    local_inference: bool = True
+    """Mandatory policy: False tells every node not to start a node-local inference backend."""
+    local_inference_disabled_nodes: list[str] = []
+    """Node slugs that must not start a node-local inference backend (mandatory policy)."""
+    local_inference_disabled_labels: list[str] = []
+    """Node labels whose nodes must not start a node-local inference backend (mandatory policy)."""
+    inference_variants: frozenset[InferenceVariant] = frozenset({"rocm", "cuda", "cpu"})
+    """Variants the orchestrator may choose (optional policy: a node in ``require`` mode ignores it)."""
+    inference_image_cpu: str | None = "docker.io/ollama/ollama"
+    inference_image_cuda: str | None = "docker.io/ollama/ollama"
+    inference_image_rocm: str | None = "docker.io/ollama/ollama:rocm"
+    inference_port: Port = 11434
+    project_manager_model: str | None = None
+    """Pinned Project Manager model; wins over the ``agents.project_manager.model.*`` system settings."""
+
+    max_job_timeout_seconds: PositiveInt | None = DEFAULT_MAX_JOB_TIMEOUT_SECONDS
+    max_request_bytes: PositiveInt | None = DEFAULT_MAX_REQUEST_BYTES
+    sandbox: SandboxPolicySettings = msgspec.field(default_factory=SandboxPolicySettings)
