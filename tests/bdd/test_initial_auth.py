@@ -9,18 +9,10 @@ from typing import Any
 import httpx
 from pytest_bdd import parsers, scenarios, then, when
 
-from tests.fixtures.identity import Session, bearer
+from tests.fixtures.identity import Session, assert_problem, bearer
 from tests.fixtures.stack import RunningStack
 
 scenarios("orchestrator/initial_auth.feature")
-
-PROBLEM_MEDIA_TYPE = "application/problem+json"
-
-
-def assert_unauthorized(response: httpx.Response) -> None:
-    assert response.status_code == 401, response.text
-    assert response.headers["content-type"] == PROBLEM_MEDIA_TYPE
-    assert response.json()["status"] == 401
 
 
 def access_claims(stack: RunningStack, access_token: str) -> dict[str, Any]:
@@ -71,11 +63,6 @@ def receive_refresh_token(gateway_stack: RunningStack, db: Any, token_response: 
     ]
 
 
-@when("I refresh my token", target_fixture="token_response")
-def refresh_my_token(gateway: httpx.Client, session: Session) -> httpx.Response:
-    return gateway.post("/v1/auth/refresh", json={"refresh_token": session.refresh_token})
-
-
 @then("I receive a new access token")
 def receive_new_access_token(
     gateway: httpx.Client, gateway_stack: RunningStack, session: Session, token_response: httpx.Response
@@ -100,7 +87,7 @@ def receive_new_refresh_token(session: Session, token_response: httpx.Response) 
 @then("the old refresh token is invalidated")
 @then("my refresh token is invalidated")
 def refresh_token_invalidated(gateway: httpx.Client, session: Session) -> None:
-    assert_unauthorized(gateway.post("/v1/auth/refresh", json={"refresh_token": session.refresh_token}))
+    assert_problem(gateway.post("/v1/auth/refresh", json={"refresh_token": session.refresh_token}), 401)
 
 
 @when("I logout")
@@ -114,9 +101,9 @@ def logout(gateway: httpx.Client, session: Session) -> None:
 @then("I cannot use the old access token")
 def old_access_token_refused(gateway: httpx.Client, session: Session) -> None:
     response = gateway.get("/v1/users/me", headers=session.headers)
-    assert_unauthorized(response)
+    assert_problem(response, 401)
     assert response.json()["detail"] == "Invalid or expired token"
-    assert_unauthorized(gateway.post("/v1/auth/logout", json={}, headers=session.headers))
+    assert_problem(gateway.post("/v1/auth/logout", json={}, headers=session.headers), 401)
 
 
 @when("I request my user info", target_fixture="user_response")
