@@ -179,11 +179,6 @@ class SandboxExecutor:
 
     # Slots -----------------------------------------------------------------------------------
 
-    @property
-    def running_jobs(self) -> int:
-        with self._lock:
-            return len(self._running)
-
     def reserve(self, job_id: str) -> RunningJob:
         """Take a concurrency slot for ``job_id`` without waiting."""
         with self._lock:
@@ -423,7 +418,7 @@ class SandboxExecutor:
     def sweep_orphans(self) -> int:
         """Remove containers this node's earlier runs left behind; returns how many."""
         with self._client() as client:
-            leftovers = client.containers.list(all=True, filters={"label": [f"{LABEL_OWNER}={self._owner}"]})
+            leftovers = client.containers.list(all=True, filters={"label": f"{LABEL_OWNER}={self._owner}"})
             for container in leftovers:
                 self._remove(client, container.id)
         if leftovers:

@@ -1,0 +1,68 @@
+"""Worker API routes (port 12090): ``POST /v1/worker/jobs:run`` and ``POST /v1/worker/jobs/{id}:cancel``.
+
+Owns the HTTP edge: bearer check before the body is decoded, payload decoding into problem
+responses, and deleting a job's host directories only after its response was sent. Health and
+readiness routes, problem rendering and the 413 body limit come from ``cynode.http.app``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from http import HTTPStatus
+from typing import Any
+
+from litestar import Litestar, MediaType, Request, Response, post
+from litestar.background_tasks import BackgroundTask
+from litestar.params import FromPath
+from litestar.types import ControllerRouterHandler
+
+from cynode.contracts.codec import PayloadError, decode, encode
+from cynode.contracts.problem import problem_from_payload_error
+from cynode.contracts.worker import CancelJobResponse, RunJobRequest
+from cynode.http.app import build_app
+from cynode.http.problems import ProblemError
+from cynode.worker.service import WorkerService
+
+CANCEL_ACTION = "cancel"
+
+
+def worker_routes(service: WorkerService) -> Sequence[ControllerRouterHandler]:
+    @post("/v1/worker/jobs:run", status_code=HTTPStatus.OK)
+    async def run_job(request: Request[Any, Any, Any]) -> Response[bytes]:
+        service.authenticate(request.headers.get("authorization"))
+        try:
+            job = decode(await request.body(), RunJobRequest)
+        except PayloadError as exc:
+            problem = problem_from_payload_error(exc)
+            raise ProblemError(
+                problem.status, problem.detail or "Invalid request body", problem_type=problem.type
+            ) from None
+        result = await service.run_job(job)
+        return Response(
+            encode(result),
+            media_type=MediaType.JSON,
+            background=BackgroundTask(service.release_job, job.job_id),
+        )
+
+    # Litestar matches whole path segments, so "<job_id>:cancel" arrives as one parameter.
+    @post("/v1/worker/jobs/{job_action:str}", status_code=HTTPStatus.OK)
+    async def cancel_job(request: Request[Any, Any, Any], job_action: FromPath[str]) -> Response[bytes]:
+        service.authenticate(request.headers.get("authorization"))
+        job_id, _, action = job_action.rpartition(":")
+        if action != CANCEL_ACTION or not job_id:
+            raise ProblemError(HTTPStatus.NOT_FOUND, "Not found")
+        canceled = service.cancel_job(job_id)
+        return Response(
+            encode(CancelJobResponse(version=1, job_id=job_id, canceled=canceled)), media_type=MediaType.JSON
+        )
+
+    return [run_job, cancel_job]
+
+
+def create_worker_app(service: WorkerService) -> Litestar:
+    """The Worker API app; the caller starts and stops ``service`` around serving it."""
+    return build_app(
+        route_handlers=worker_routes(service),
+        readiness=service.readiness,
+        max_body_bytes=service.max_request_bytes,
+    )

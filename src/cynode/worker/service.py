@@ -1,0 +1,282 @@
+"""The Worker API's state and rules, independent of HTTP.
+
+Owns the config the node manager applied (bearer token and orchestrator constraints), request
+authentication, the request-size and timeout arithmetic, turning a ``RunJobRequest`` into a
+sandbox job (image policy, env rules, concurrency) and its result into a ``RunJobResponse``,
+readiness, and the start/stop order of the sandbox machinery.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+import time
+from dataclasses import dataclass
+from http import HTTPStatus
+from pathlib import Path
+
+import anyio
+from anyio.to_thread import run_sync
+
+from cynode.contracts.problem import TYPE_UNAVAILABLE
+from cynode.contracts.worker import OutputTruncation, RunJobRequest, RunJobResponse
+from cynode.http.problems import ProblemError
+from cynode.sandbox import (
+    JobAlreadyRunningError,
+    JobSpec,
+    PodmanService,
+    SandboxBusyError,
+    SandboxExecutor,
+    SandboxSettings,
+)
+
+log = logging.getLogger(__name__)
+
+HARD_MAX_REQUEST_BYTES = 10 * 1024 * 1024
+RETRY_AFTER_SECONDS = 5
+NOT_CONFIGURED = "worker config not applied (the node manager has not configured this worker yet)"
+# A good runtime check is trusted for a minute; a failed one is retried after a few seconds.
+_PROBE_FRESH_SECONDS = 60.0
+_PROBE_RETRY_SECONDS = 5.0
+_STOP_GRACE_SECONDS = 30.0
+
+
+@dataclass(frozen=True)
+class AppliedConfig:
+    bearer_token: str
+    max_request_bytes: int | None = None
+    max_job_timeout_seconds: int | None = None
+
+
+@dataclass
+class _ProbeResult:
+    problem: str | None
+    at: float
+
+
+class WorkerService:
+    """Runs Worker API requests against a ``SandboxExecutor``.
+
+    ``podman`` is the API service the executor talks to; the worker starts and stops it.
+    ``max_request_bytes`` is the node YAML's ``worker_api.max_request_bytes``.
+    """
+
+    def __init__(
+        self,
+        executor: SandboxExecutor,
+        podman: PodmanService,
+        *,
+        max_request_bytes: int | None = None,
+    ) -> None:
+        self._executor = executor
+        self._podman = podman
+        self._yaml_max_request_bytes = max_request_bytes
+        self._config: AppliedConfig | None = None
+        self._limiter = anyio.CapacityLimiter(executor.settings.max_concurrency)
+        self._probe_lock = asyncio.Lock()
+        self._probe: _ProbeResult | None = None
+        self._jobs_in_flight = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: SandboxSettings,
+        *,
+        state_dir: Path,
+        owner: str,
+        max_request_bytes: int | None = None,
+    ) -> WorkerService:
+        """A worker on this node's own podman service under ``state_dir`` (or ``settings.podman_socket``)."""
+        podman = PodmanService(state_dir, socket_url=settings.podman_socket)
+        return cls(SandboxExecutor(settings, podman.url, owner=owner), podman, max_request_bytes=max_request_bytes)
+
+    @property
+    def settings(self) -> SandboxSettings:
+        return self._executor.settings
+
+    # Lifecycle -------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Bring up the podman API, remove orphans of an earlier run, and check the runtime once."""
+        await run_sync(self._podman.start)
+        await run_sync(self._executor.sweep_orphans)
+        await self._runtime_problem(force=True)
+
+    async def stop(self) -> None:
+        """Kill running jobs, wait for their results to settle, then stop the podman service."""
+        self._executor.stop_all()
+        with anyio.move_on_after(_STOP_GRACE_SECONDS):
+            await self._idle.wait()
+        await run_sync(self._podman.stop)
+
+    def apply_config(
+        self,
+        *,
+        bearer_token: str,
+        max_request_bytes: int | None = None,
+        max_job_timeout_seconds: int | None = None,
+    ) -> None:
+        """Adopt the orchestrator's config: the token callers must present and its constraints.
+
+        Takes effect for the next request; jobs already running keep the limits they started with.
+        """
+        if not bearer_token:
+            raise ValueError("the worker bearer token must not be empty")
+        for name, value in (
+            ("max_request_bytes", max_request_bytes),
+            ("max_job_timeout_seconds", max_job_timeout_seconds),
+        ):
+            if value is not None and value <= 0:
+                raise ValueError(f"{name} must be positive")
+        self._config = AppliedConfig(bearer_token, max_request_bytes, max_job_timeout_seconds)
+        log.info(
+            "worker_config_applied",
+            extra={"max_request_bytes": self.max_request_bytes(), "max_job_timeout_seconds": max_job_timeout_seconds},
+        )
+
+    # Request rules ---------------------------------------------------------------------------
+
+    def max_request_bytes(self) -> int:
+        """min(node YAML limit, config constraint, 10 MiB)."""
+        limits = [HARD_MAX_REQUEST_BYTES, self._yaml_max_request_bytes]
+        if self._config is not None:
+            limits.append(self._config.max_request_bytes)
+        return min(limit for limit in limits if limit is not None)
+
+    def authenticate(self, authorization: str | None) -> None:
+        """Accept ``Authorization: Bearer <applied token>``; raise a 401 (503 before any config)."""
+        config = self._config
+        if config is None:
+            raise ProblemError(
+                HTTPStatus.SERVICE_UNAVAILABLE,
+                NOT_CONFIGURED,
+                problem_type=TYPE_UNAVAILABLE,
+                headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+            )
+        scheme, _, token = (authorization or "").partition(" ")
+        presented = token.strip().encode()
+        if scheme.lower() != "bearer" or not hmac.compare_digest(presented, config.bearer_token.encode()):
+            raise ProblemError(
+                HTTPStatus.UNAUTHORIZED,
+                "Invalid or missing bearer token",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+
+    def _job_spec(self, request: RunJobRequest) -> JobSpec:
+        sandbox = request.sandbox
+        if sandbox.use_inference:
+            raise ProblemError(HTTPStatus.BAD_REQUEST, "sandbox.use_inference is not available on this node")
+        if not sandbox.command:
+            detail = (
+                "sandbox.command is required (job_spec_json runner jobs are not supported by this node)"
+                if sandbox.job_spec_json
+                else "sandbox.command is required"
+            )
+            raise ProblemError(HTTPStatus.BAD_REQUEST, detail)
+        if any("\x00" in argument for argument in sandbox.command):
+            raise ProblemError(HTTPStatus.BAD_REQUEST, "sandbox.command must not contain NUL characters")
+        for key, value in sandbox.env.items():
+            if not key or "=" in key or "\x00" in key or "\x00" in value:
+                raise ProblemError(
+                    HTTPStatus.BAD_REQUEST,
+                    "sandbox.env names must be non-empty without '=' or NUL, and values without NUL",
+                )
+        image = sandbox.image or self.settings.default_image
+        if not self._executor.image_allowed(image):
+            raise ProblemError(HTTPStatus.BAD_REQUEST, f"image {image} is not allowed by this node's sandbox policy")
+        # Both network policies mean "no network" for now, so neither changes the container profile.
+        constraint = self._config.max_job_timeout_seconds if self._config else None
+        return JobSpec(
+            task_id=request.task_id,
+            job_id=request.job_id,
+            image=image,
+            command=tuple(sandbox.command),
+            env=dict(sandbox.env),
+            timeout_seconds=self.settings.effective_timeout(sandbox.timeout_seconds, constraint),
+            job_spec_json=sandbox.job_spec_json,
+        )
+
+    # Jobs ------------------------------------------------------------------------------------
+
+    async def run_job(self, request: RunJobRequest) -> RunJobResponse:
+        """Run the job to its end and build the response; raises ProblemError for refusals.
+
+        A cancelled job (see ``cancel_job``) ends with status ``failed``, ``exit_code`` -1 and a
+        ``[cynode] job canceled`` note at the end of stderr: the response schema has no
+        ``canceled`` status, and the orchestrator records the task as canceled on its own side.
+        """
+        if self.settings.mode == "disabled":
+            raise ProblemError(
+                HTTPStatus.SERVICE_UNAVAILABLE,
+                "sandbox execution is disabled on this node",
+                problem_type=TYPE_UNAVAILABLE,
+            )
+        spec = self._job_spec(request)
+        try:
+            job = self._executor.reserve(spec.job_id)
+        except SandboxBusyError:
+            raise ProblemError(
+                HTTPStatus.TOO_MANY_REQUESTS,
+                f"all {self.settings.max_concurrency} sandbox slots are busy",
+                headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+            ) from None
+        except JobAlreadyRunningError:
+            raise ProblemError(HTTPStatus.CONFLICT, f"job {spec.job_id} is already running on this node") from None
+        self._jobs_in_flight += 1
+        self._idle.clear()
+        try:
+            with job:
+                outcome = await run_sync(self._executor.run, job, spec, limiter=self._limiter)
+        finally:
+            self._jobs_in_flight -= 1
+            if not self._jobs_in_flight:
+                self._idle.set()
+        return RunJobResponse(
+            version=1,
+            task_id=spec.task_id,
+            job_id=spec.job_id,
+            status=outcome.status,
+            exit_code=outcome.exit_code,
+            stdout=outcome.stdout.text,
+            stderr=outcome.stderr.text,
+            started_at=outcome.started_at,
+            ended_at=outcome.ended_at,
+            truncated=OutputTruncation(stdout=outcome.stdout.truncated, stderr=outcome.stderr.truncated),
+        )
+
+    def cancel_job(self, job_id: str) -> bool:
+        """Kill the running job's container; False when no such job runs here."""
+        return self._executor.cancel(job_id)
+
+    async def release_job(self, job_id: str) -> None:
+        """Delete the job's host directories once its response has been delivered."""
+        await run_sync(self._executor.release_job_dirs, job_id)
+
+    # Readiness -------------------------------------------------------------------------------
+
+    async def readiness(self) -> str | None:
+        """None when jobs can run: config applied, mount root writable, runtime able to run a container."""
+        if self.settings.mode == "disabled":
+            return "sandbox.mode is disabled: this node runs no sandbox jobs"
+        if self._config is None:
+            return NOT_CONFIGURED
+        problem = await run_sync(self._executor.mount_root_problem)
+        if problem is None:
+            problem = await run_sync(self._podman.problem)
+        return problem or await self._runtime_problem()
+
+    async def _runtime_problem(self, *, force: bool = False) -> str | None:
+        async with self._probe_lock:
+            last = self._probe
+            if not force and last is not None:
+                age = time.monotonic() - last.at
+                if age < (_PROBE_FRESH_SECONDS if last.problem is None else _PROBE_RETRY_SECONDS):
+                    return last.problem
+            problem = await run_sync(self._executor.probe)
+            if problem is not None:
+                log.warning("sandbox_runtime_check_failed", extra={"reason": problem})
+            self._probe = _ProbeResult(problem, time.monotonic())
+            return problem
