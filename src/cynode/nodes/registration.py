@@ -101,7 +101,7 @@ async def register_node(
         node_id, created = await repository.upsert_registered_node(conn, slug)
         await store_report(conn, ctx, node_id, report)
     token = issue_node_token(ctx.signer, node_id, slug, ctx.settings.nodes.node_jwt_ttl_seconds)
-    log.info("node_registered", extra={"node_slug": slug, "node_id": str(node_id), "created": created})
+    log.info("node_registered", extra={"node_slug": slug, "node_id": str(node_id), "new_node": created})
     bootstrap = NodeBootstrapPayload(
         version=1,
         issued_at=datetime.now(UTC).replace(microsecond=0),
