@@ -48,7 +48,7 @@ ensure_prerequisites() {
     if [[ ${#missing[@]} -gt 0 ]]; then
         log "installing ${missing[*]}"
         as_root apt-get update -qq
-        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
     fi
 }
 
@@ -71,7 +71,7 @@ if [[ $refresh -eq 1 || ! -s "$tarball" ]]; then
     as_root debootstrap --variant=minbase --include="$packages" --cache-dir="$(realpath "$cache_dir/debs")" \
         "$suite" "$rootfs" "$mirror" >"$cache_dir/debootstrap.log" 2>&1 \
         || { tail -n 30 "$cache_dir/debootstrap.log" >&2; exit 1; }
-    # Trim what a sandbox never needs; the apt state stays so operators can derive images from it.
+    # Trim what a sandbox never needs; dpkg's database stays so images can be derived from this one.
     as_root rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/cache/apt/*.bin \
         "$rootfs"/var/lib/apt/lists/* "$rootfs"/usr/share/doc/* "$rootfs"/usr/share/man/* \
         "$rootfs"/usr/share/info/* "$rootfs"/var/log/*.log "$rootfs"/var/log/apt/*

@@ -30,7 +30,7 @@ from types import TracebackType
 from typing import Any, Literal
 
 from podman import PodmanClient
-from podman.errors import APIError, ImageNotFound, NotFound
+from podman.errors import APIError, NotFound
 
 from cynode.sandbox.output import CapturedOutput, OutputCapture
 from cynode.sandbox.settings import SandboxSettings
@@ -169,7 +169,7 @@ class SandboxExecutor:
     def __init__(self, settings: SandboxSettings, podman_url: str, *, owner: str = "cynode") -> None:
         self.settings = settings
         self._url = podman_url
-        self._owner = owner
+        self.owner = owner
         self._lock = threading.Lock()
         self._running: dict[str, RunningJob] = {}
 
@@ -272,7 +272,7 @@ class SandboxExecutor:
             "command": list(spec.command),
             "environment": env,
             "labels": {
-                LABEL_OWNER: self._owner,
+                LABEL_OWNER: self.owner,
                 LABEL_TASK: spec.task_id,
                 LABEL_JOB: spec.job_id,
                 LABEL_ATTEMPT: str(spec.attempt),
@@ -321,9 +321,9 @@ class SandboxExecutor:
             return self._not_run(started_at, f"cannot create the job directories: {exc.strerror or exc}")
         with self._client() as client:
             try:
+                if not client.images.exists(spec.image):
+                    return self._not_run(started_at, self._missing_image(spec.image))
                 container = client.containers.create(**self._container_args(spec, workspace, job_dir))
-            except ImageNotFound:
-                return self._not_run(started_at, f"image {spec.image} is not present on this node")
             except APIError as exc:
                 return self._not_run(started_at, f"container create failed: {exc.explanation or exc}")
             try:
@@ -382,6 +382,10 @@ class SandboxExecutor:
         status: JobStatus = "completed" if exit_code == 0 else "failed"
         return JobOutcome(status, exit_code, stdout, stderr, started_at, ended_at)
 
+    def _missing_image(self, image: str) -> str:
+        hint = " (build it with scripts/build-sandbox-image.sh)" if image == self.settings.default_image else ""
+        return f"image {image} is not present on this node{hint}"
+
     def _not_run(self, started_at: datetime, reason: str) -> JobOutcome:
         empty = OutputCapture(self.settings.max_output_bytes)
         return JobOutcome("failed", NOT_RUN_EXIT_CODE, empty.result(), empty.result(f"{reason}\n"), started_at, _now())
@@ -406,8 +410,9 @@ class SandboxExecutor:
         return capture
 
     def _remove(self, client: PodmanClient, container_id: str) -> None:
+        # timeout=0: a force removal kills at once instead of waiting 10 s for SIGTERM to work.
         try:
-            client.containers.remove(container_id, force=True)
+            client.api.delete(f"/containers/{container_id}", params={"force": True, "timeout": 0}).raise_for_status()
         except NotFound:
             pass
         except (APIError, OSError) as exc:
@@ -418,35 +423,26 @@ class SandboxExecutor:
     def sweep_orphans(self) -> int:
         """Remove containers this node's earlier runs left behind; returns how many."""
         with self._client() as client:
-            leftovers = client.containers.list(all=True, filters={"label": f"{LABEL_OWNER}={self._owner}"})
+            leftovers = client.containers.list(all=True, filters={"label": f"{LABEL_OWNER}={self.owner}"})
             for container in leftovers:
                 self._remove(client, container.id)
         if leftovers:
-            log.warning("sandbox_orphans_removed", extra={"count": len(leftovers), "owner": self._owner})
+            log.warning("sandbox_orphans_removed", extra={"count": len(leftovers), "owner": self.owner})
         return len(leftovers)
 
     def probe(self) -> str | None:
         """Run ``true`` in the default image with the full profile; None on success, else why not."""
-        image = self.settings.default_image
-        try:
-            with self._client() as client:
-                if not client.images.exists(image):
-                    return f"sandbox image {image} is missing; build it with scripts/build-sandbox-image.sh"
-        except (APIError, OSError) as exc:
-            return f"podman API unreachable: {exc}"
         probe_id = f"probe-{uuid.uuid4().hex}"
         spec = JobSpec(
             task_id=probe_id,
             job_id=probe_id,
-            image=image,
+            image=self.settings.default_image,
             command=("true",),
             env={},
             timeout_seconds=_PROBE_TIMEOUT_SECONDS,
         )
         try:
             outcome = self.run(RunningJob(probe_id, self), spec)
-        except (APIError, OSError) as exc:
-            return f"container runtime check failed: {exc}"
         finally:
             shutil.rmtree(self.job_root(probe_id), ignore_errors=True)
         if outcome.status == "completed":

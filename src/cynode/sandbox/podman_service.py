@@ -83,8 +83,18 @@ class PodmanService:
         return self._dir / "podman.sock"
 
     @property
+    def config_path(self) -> Path:
+        """The generated containers.conf (written by ``start`` of a managed service)."""
+        return self._dir / "containers.conf"
+
+    @property
     def url(self) -> str:
         return self._external_url or f"unix://{self.socket_path}"
+
+    @property
+    def pid(self) -> int | None:
+        """Process id of the private service while it runs."""
+        return self._process.pid if self._process is not None else None
 
     @property
     def managed(self) -> bool:
@@ -120,11 +130,10 @@ class PodmanService:
         if len(str(self.socket_path)) > _MAX_SOCKET_PATH:
             raise PodmanUnavailableError(f"podman socket path {self.socket_path} is too long for a Unix socket")
         self._dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        conf = self._dir / "containers.conf"
-        conf.write_text(containers_conf(), encoding="utf-8")
+        self.config_path.write_text(containers_conf(), encoding="utf-8")
         self.socket_path.unlink(missing_ok=True)
         env = {name: os.environ[name] for name in _INHERITED_ENV if name in os.environ}
-        env["CONTAINERS_CONF"] = str(conf)
+        env["CONTAINERS_CONF"] = str(self.config_path)
         with self._log_path.open("ab") as service_log:
             self._process = subprocess.Popen(
                 [binary, "system", "service", "--time=0", self.url],

@@ -69,6 +69,13 @@ class SandboxSettings(msgspec.Struct, kw_only=True, frozen=True):
     podman_socket: str | None = None
     """``unix://`` URL of an existing podman API; unset, the node starts its own service."""
 
+    def __post_init__(self) -> None:
+        if not self.mount_root.is_absolute():
+            raise ValueError(f"sandbox.mount_root must be an absolute path, got {self.mount_root}")
+        uid, _, gid = self.run_as_user.partition(":")
+        if not uid.isdigit() or not (gid.isdigit() or ":" not in self.run_as_user):
+            raise ValueError(f"sandbox.run_as_user must be numeric uid[:gid], got {self.run_as_user!r}")
+
     def effective_timeout(self, requested: int | None, constraint: int | None = None) -> int:
         """Seconds a job may run: the request (or node default), capped by node max and config."""
         timeout = min(requested or self.timeouts.default_seconds, self.timeouts.max_seconds)
