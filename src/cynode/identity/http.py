@@ -7,7 +7,6 @@ litestar's own error), call :class:`IdentityService`, and encode its answer.
 
 from __future__ import annotations
 
-import contextlib
 import ipaddress
 from collections.abc import Sequence
 from http import HTTPStatus
@@ -39,14 +38,21 @@ JSON_MEDIA_TYPE: Final = "application/json"
 Payload = TypeVar("Payload", bound=msgspec.Struct)
 
 
+def _valid_ip(value: str | None) -> str | None:
+    try:
+        return str(ipaddress.ip_address(value)) if value else None
+    except ValueError:
+        return None
+
+
 def client_info(request: Request[Any, Any, Any], *, trust_forwarded_for: bool) -> ClientInfo:
-    """The client's IP (the first ``X-Forwarded-For`` entry only when trusted) and user agent."""
-    ip = request.client.host if request.client else None
+    """The client's IP (the first ``X-Forwarded-For`` entry only when trusted) and user agent.
+
+    An address that does not parse is no address: it must never reach the audit log's inet column.
+    """
+    ip = _valid_ip(request.client.host if request.client else None)
     if trust_forwarded_for:
-        forwarded = request.headers.get("x-forwarded-for", "").split(",")[0].strip()
-        # Absent or garbage: keep the peer address.
-        with contextlib.suppress(ValueError):
-            ip = str(ipaddress.ip_address(forwarded))
+        ip = _valid_ip(request.headers.get("x-forwarded-for", "").split(",")[0].strip()) or ip
     return ClientInfo(ip=ip, user_agent=request.headers.get("user-agent"))
 
 
