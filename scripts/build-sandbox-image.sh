@@ -82,6 +82,7 @@ if [[ $refresh -eq 1 || ! -s "$tarball" ]]; then
     log "cached rootfs tarball at $tarball"
 fi
 
+previous="$(podman image inspect --format '{{.Id}}' "$image" 2>/dev/null || true)"
 log "importing $tarball as $image"
 podman import --quiet \
     --change 'CMD ["/bin/sh"]' \
@@ -91,4 +92,8 @@ podman import --quiet \
     --change 'LABEL io.cynodeai.sandbox.purpose=base-tools,python-tools' \
     --message "CyNode sandbox ($suite minbase + $packages)" \
     "$tarball" "$image" >/dev/null
+if [[ -n "$previous" && "$previous" != "$(podman image inspect --format '{{.Id}}' "$image")" ]]; then
+    # The replaced image is now untagged; drop it unless a container still uses it.
+    podman rmi "$previous" >/dev/null 2>&1 || true
+fi
 log "built $image"

@@ -106,6 +106,7 @@ class RunningJob:
     _executor: SandboxExecutor
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _container_id: str | None = None
+    _finished: bool = False
     stop_reason: StopReason | None = None
 
     def __enter__(self) -> RunningJob:
@@ -117,14 +118,24 @@ class RunningJob:
         self._executor._release(self)
 
     def stop(self, reason: StopReason) -> None:
-        """Kill the job's container (now, or as soon as it exists); the first reason wins."""
+        """Kill the job's container (now, or as soon as it exists); the first reason wins.
+
+        Once the job has finished this does nothing, so a late cancel or deadline cannot relabel
+        a job that ended on its own.
+        """
         with self._lock:
-            if self.stop_reason is not None:
+            if self.stop_reason is not None or self._finished:
                 return
             self.stop_reason = reason
             container_id = self._container_id
         if container_id is not None:
             self._executor._kill(container_id)
+
+    def _finish(self) -> StopReason | None:
+        """Seal the job after its container stopped; returns why it was stopped, if it was."""
+        with self._lock:
+            self._finished = True
+            return self.stop_reason
 
     def _attach(self, container_id: str) -> bool:
         """Record the container; False if the job was stopped before it existed."""
@@ -335,43 +346,49 @@ class SandboxExecutor:
         self, client: PodmanClient, container: Any, job: RunningJob, spec: JobSpec, started_at: datetime
     ) -> JobOutcome:
         context = {"job_id": spec.job_id, "task_id": spec.task_id, "container_id": container.id}
-        if not job._attach(container.id):
-            return self._outcome(client, container.id, job, None, started_at, "")
-        deadline = threading.Timer(spec.timeout_seconds, job.stop, args=("timeout",))
-        deadline.daemon = True
-        deadline.start()
-        try:
-            container.start()
-        except APIError as exc:
-            deadline.cancel()
-            # The runtime's message says what was wrong (e.g. the command does not exist).
-            return self._outcome(client, container.id, job, None, started_at, f"{exc.explanation or exc}\n")
-        log.info("sandbox_job_started", extra={**context, "timeout_seconds": spec.timeout_seconds})
-        try:
-            exit_code: int | None = int(container.wait(interval="50ms"))
-        except (APIError, OSError) as exc:
-            log.warning("sandbox_wait_failed", extra={**context, "error": str(exc)})
-            exit_code = None
-        finally:
-            deadline.cancel()
-        outcome = self._outcome(client, container.id, job, exit_code, started_at, "")
+        exit_code: int | None = None
+        runtime_error = ""
+        if job._attach(container.id):
+            exit_code, runtime_error = self._start_and_wait(container, job, spec, context)
+        outcome = self._outcome(client, container.id, job._finish(), exit_code, started_at, runtime_error)
         log.info(
             "sandbox_job_finished",
             extra={**context, "status": outcome.status, "exit_code": outcome.exit_code, "stop": job.stop_reason},
         )
         return outcome
 
+    def _start_and_wait(
+        self, container: Any, job: RunningJob, spec: JobSpec, context: dict[str, str]
+    ) -> tuple[int | None, str]:
+        """The container's exit code (None if unknown) and the runtime's error if it did not start."""
+        deadline = threading.Timer(spec.timeout_seconds, job.stop, args=("timeout",))
+        deadline.daemon = True
+        deadline.start()
+        try:
+            try:
+                container.start()
+            except APIError as exc:
+                # The runtime's message says what was wrong (e.g. the command does not exist).
+                return None, f"{exc.explanation or exc}\n"
+            log.info("sandbox_job_started", extra={**context, "timeout_seconds": spec.timeout_seconds})
+            try:
+                return int(container.wait(interval="50ms")), ""
+            except (APIError, OSError) as exc:
+                log.warning("sandbox_wait_failed", extra={**context, "error": str(exc)})
+                return None, ""
+        finally:
+            deadline.cancel()
+
     def _outcome(
         self,
         client: PodmanClient,
         container_id: str,
-        job: RunningJob,
+        reason: StopReason | None,
         exit_code: int | None,
         started_at: datetime,
         runtime_error: str,
     ) -> JobOutcome:
         stdout = self._read_log(client, container_id, "stdout").result()
-        reason = job.stop_reason
         note = runtime_error + (_STOP_NOTES[reason] if reason else "")
         stderr = self._read_log(client, container_id, "stderr").result(note)
         ended_at = _now()

@@ -47,6 +47,7 @@ def worker_routes(service: WorkerService) -> Sequence[ControllerRouterHandler]:
     # Litestar matches whole path segments, so "<job_id>:cancel" arrives as one parameter.
     @post("/v1/worker/jobs/{job_action:str}", status_code=HTTPStatus.OK)
     async def cancel_job(request: Request[Any, Any, Any], job_action: FromPath[str]) -> Response[bytes]:
+        """Kill the job's container; its pending jobs:run call answers ``failed``, exit_code -1."""
         service.authenticate(request.headers.get("authorization"))
         job_id, _, action = job_action.rpartition(":")
         if action != CANCEL_ACTION or not job_id:
