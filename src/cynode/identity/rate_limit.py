@@ -63,6 +63,23 @@ _ATTEMPT: Final = sql.SQL("reason IS NULL OR NOT reason = ANY({})").format(
 _CREDENTIAL_FAILURE: Final = sql.SQL("reason = ANY({})").format(
     sql.Literal(sorted(r.value for r in CREDENTIAL_FAILURES))
 )
+_BY_HANDLE: Final = sql.SQL("subject_handle = %(handle)s")
+_BY_IP: Final = sql.SQL("ip_address = %(ip)s::inet")
+
+
+def _longest_wait(checks: list[tuple[sql.Composable, _Rule]]) -> sql.Composed:
+    """One query over every (subject, rule) check: the reason and seconds of the longest wait, if any."""
+    waits = sql.SQL(" UNION ALL ").join(
+        _WAIT_AT_LIMIT.format(
+            reason=sql.Literal(rule.reason.value),
+            window=sql.Literal(rule.window_seconds),
+            subject=subject,
+            counted=rule.counted,
+            limit=sql.Literal(rule.limit),
+        )
+        for subject, rule in checks
+    )
+    return sql.SQL("SELECT reason, wait FROM ({}) AS waits ORDER BY wait DESC LIMIT 1").format(waits)
 
 
 class LoginThrottle:
@@ -73,34 +90,18 @@ class LoginThrottle:
             settings.lockout_seconds,
             _CREDENTIAL_FAILURE,
         )
-        self._ip_rules = (
-            _Rule(FailureReason.RATE_LIMITED, settings.login_attempts_per_minute_per_ip, _RATE_WINDOW, _ATTEMPT),
-            lockout,
+        ip_rate = _Rule(FailureReason.RATE_LIMITED, settings.login_attempts_per_minute_per_ip, _RATE_WINDOW, _ATTEMPT)
+        handle_rate = _Rule(
+            FailureReason.RATE_LIMITED, settings.login_attempts_per_minute_per_handle, _RATE_WINDOW, _ATTEMPT
         )
-        self._handle_rules = (
-            _Rule(FailureReason.RATE_LIMITED, settings.login_attempts_per_minute_per_handle, _RATE_WINDOW, _ATTEMPT),
-            lockout,
-        )
+        handle_checks: list[tuple[sql.Composable, _Rule]] = [(_BY_HANDLE, handle_rate), (_BY_HANDLE, lockout)]
+        self._by_handle = _longest_wait(handle_checks)
+        self._by_handle_and_ip = _longest_wait([*handle_checks, (_BY_IP, ip_rate), (_BY_IP, lockout)])
 
     async def check(self, conn: AsyncConnection[DictRow], ip: str | None, handle: str) -> Throttled | None:
         """Whether a login attempt from ``ip`` for ``handle`` must wait, and how long (the longest wait wins)."""
-        checks = [(sql.SQL("subject_handle = {}").format(sql.Literal(handle)), rule) for rule in self._handle_rules]
-        if ip is not None:
-            ip_subject = sql.SQL("ip_address = {}::inet").format(sql.Literal(ip))
-            checks += [(ip_subject, rule) for rule in self._ip_rules]
-        waits = sql.SQL(" UNION ALL ").join(
-            _WAIT_AT_LIMIT.format(
-                reason=sql.Literal(rule.reason.value),
-                window=sql.Literal(rule.window_seconds),
-                subject=subject,
-                counted=rule.counted,
-                limit=sql.Literal(rule.limit),
-            )
-            for subject, rule in checks
-        )
-        cursor = await conn.execute(
-            sql.SQL("SELECT reason, wait FROM ({}) AS waits ORDER BY wait DESC LIMIT 1").format(waits)
-        )
+        query = self._by_handle if ip is None else self._by_handle_and_ip
+        cursor = await conn.execute(query, {"handle": handle, "ip": ip})
         row = await cursor.fetchone()
         if row is None:
             return None
