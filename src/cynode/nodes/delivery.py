@@ -128,8 +128,9 @@ async def acknowledge_config(ctx: OrchestratorContext, node: AuthenticatedNode, 
             row = await _node_or_gone(conn, node.node_id)
             raise ProblemError(
                 HTTPStatus.CONFLICT,
-                f"config_version {ack.config_version} is not acknowledgeable: the node's current config_version "
-                f"is {row.config_version}, the last acknowledged is {row.config_ack_version}",
+                f"config_version {ack.config_version} is not acknowledgeable: it is newer than the node's current "
+                f"config_version ({row.config_version or 'none issued yet'}) or older than its last acknowledged "
+                f"one ({row.config_ack_version or 'none'})",
             )
     log.info(
         "node_config_acknowledged",

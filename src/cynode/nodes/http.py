@@ -7,6 +7,7 @@ unsupported ``version`` all become 400 problems before anything is stored. A pay
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from http import HTTPStatus
 from typing import Any, TypeVar
@@ -17,7 +18,7 @@ from litestar.types import ControllerRouterHandler
 
 from cynode.context import OrchestratorContext
 from cynode.contracts.codec import PayloadError, decode, encode
-from cynode.contracts.nodes import NodeCapabilityReport, NodeConfigAck, NodeHeartbeat
+from cynode.contracts.nodes import NodeCapabilityReport, NodeConfigAck, NodeHeartbeat, NodeRegistrationRequest
 from cynode.contracts.problem import problem_from_payload_error
 from cynode.http.problems import ProblemError
 from cynode.nodes.auth import AuthenticatedNode, authenticate_node, unauthorized
@@ -29,13 +30,15 @@ from cynode.nodes.registration import (
     REGISTER_PATH,
     REPORT_PATH,
     NodeEndpoints,
-    RegistrationEnvelope,
+    PresentedPsk,
     psk_matches,
     register_node,
     resolve_registration_psk,
 )
 
 T = TypeVar("T")
+
+log = logging.getLogger(__name__)
 
 INVALID_PSK = "Invalid registration PSK"
 
@@ -64,11 +67,12 @@ def control_plane_routes(ctx: OrchestratorContext) -> Sequence[ControllerRouterH
 
     @post(REGISTER_PATH)
     async def register(request: Request[Any, Any, Any]) -> Response[bytes]:
-        envelope = _decode(await request.body(), RegistrationEnvelope)
-        if not psk_matches(psk, envelope.psk):
+        body = await request.body()
+        if not psk_matches(psk, _decode(body, PresentedPsk).psk):
+            log.warning("node_registration_refused", extra={"client": request.client.host if request.client else None})
             raise unauthorized(INVALID_PSK)
-        report = _decode(bytes(envelope.capability), NodeCapabilityReport)
-        bootstrap, created = await register_node(ctx, endpoints, report)
+        registration = _decode(body, NodeRegistrationRequest)
+        bootstrap, created = await register_node(ctx, endpoints, registration.capability)
         return _json(bootstrap, HTTPStatus.CREATED if created else HTTPStatus.OK)
 
     @post(REPORT_PATH, status_code=HTTPStatus.NO_CONTENT)

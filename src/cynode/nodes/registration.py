@@ -61,12 +61,11 @@ def psk_matches(expected: str, presented: str) -> bool:
     return hmac.compare_digest(expected.encode(), presented.encode())
 
 
-class RegistrationEnvelope(msgspec.Struct, kw_only=True):
-    """``{psk, capability}`` with the capability left undecoded: the PSK is checked first, so an
-    unauthenticated caller learns nothing about what a valid capability report looks like."""
+class PresentedPsk(msgspec.Struct):
+    """Just the ``psk`` of a registration body: it is checked before the capability report is
+    validated, so a caller without the PSK learns nothing about what a valid report looks like."""
 
     psk: str
-    capability: msgspec.Raw
 
 
 @dataclass(frozen=True)

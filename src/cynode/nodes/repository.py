@@ -51,15 +51,8 @@ def _node(row: DictRow) -> NodeRow:
     return NodeRow(**{**row, "worker_api_bearer_token_ciphertext": None if ciphertext is None else bytes(ciphertext)})
 
 
-async def get_node(conn: Connection, node_id: uuid.UUID, *, for_update: bool = False) -> NodeRow | None:
-    lock = " FOR UPDATE" if for_update else ""
-    cursor = await conn.execute(f"SELECT {_NODE_COLUMNS} FROM nodes WHERE id = %s{lock}", (node_id,))  # noqa: S608
-    row = await cursor.fetchone()
-    return None if row is None else _node(row)
-
-
-async def get_node_by_slug(conn: Connection, node_slug: str) -> NodeRow | None:
-    cursor = await conn.execute(f"SELECT {_NODE_COLUMNS} FROM nodes WHERE node_slug = %s", (node_slug,))  # noqa: S608
+async def get_node(conn: Connection, node_id: uuid.UUID) -> NodeRow | None:
+    cursor = await conn.execute(f"SELECT {_NODE_COLUMNS} FROM nodes WHERE id = %s", (node_id,))  # noqa: S608
     row = await cursor.fetchone()
     return None if row is None else _node(row)
 
