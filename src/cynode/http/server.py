@@ -72,6 +72,8 @@ class ServedApp:
             lifespan="on",
             timeout_graceful_shutdown=5,
             server_header=False,
+            # Client addresses feed rate limits; only the app decides whether to trust forwarding headers.
+            proxy_headers=False,
             date_header=False,
         )
         self._server = _QuietServer(config)

@@ -60,7 +60,10 @@ def _json(payload: msgspec.Struct, status: int = HTTPStatus.OK) -> Response[byte
 def control_plane_routes(ctx: OrchestratorContext) -> Sequence[ControllerRouterHandler]:
     """The node routes; resolving the PSK here makes a missing or empty one refuse start-up."""
     psk = resolve_registration_psk(ctx)
-    endpoints = NodeEndpoints(ctx.settings.control_plane_public_url)
+
+    def endpoints() -> NodeEndpoints:
+        # Read per request: the public URL derived from host and port is only final once bound.
+        return NodeEndpoints(ctx.settings.control_plane_public_url)
 
     def node_of(request: Request[Any, Any, Any]) -> AuthenticatedNode:
         return authenticate_node(ctx.signer, request.headers.get("authorization"))
@@ -72,7 +75,7 @@ def control_plane_routes(ctx: OrchestratorContext) -> Sequence[ControllerRouterH
             log.warning("node_registration_refused", extra={"client": request.client.host if request.client else None})
             raise unauthorized(INVALID_PSK)
         registration = _decode(body, NodeRegistrationRequest)
-        bootstrap, created = await register_node(ctx, endpoints, registration.capability)
+        bootstrap, created = await register_node(ctx, endpoints(), registration.capability)
         return _json(bootstrap, HTTPStatus.CREATED if created else HTTPStatus.OK)
 
     @post(REPORT_PATH, status_code=HTTPStatus.NO_CONTENT)
@@ -87,7 +90,7 @@ def control_plane_routes(ctx: OrchestratorContext) -> Sequence[ControllerRouterH
 
     @get(CONFIG_PATH)
     async def fetch_config(request: Request[Any, Any, Any]) -> Response[bytes]:
-        return _json(await deliver_config(ctx, endpoints, node_of(request)))
+        return _json(await deliver_config(ctx, endpoints(), node_of(request)))
 
     @post(CONFIG_PATH, status_code=HTTPStatus.NO_CONTENT)
     async def acknowledge(request: Request[Any, Any, Any]) -> None:
