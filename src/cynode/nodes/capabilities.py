@@ -65,8 +65,8 @@ def dispatch_url(report: NodeCapabilityReport, override: str | None) -> str | No
 
 async def store_report(
     conn: repository.Connection, ctx: OrchestratorContext, node_id: uuid.UUID, report: NodeCapabilityReport
-) -> str:
-    """Record ``report`` for the node inside the caller's transaction; returns its capability hash."""
+) -> None:
+    """Record ``report`` for the node inside the caller's transaction."""
     digest = capability_hash(report)
     changed = await repository.record_capability(
         conn,
@@ -76,11 +76,12 @@ async def store_report(
         reported_at=report.reported_at,
         worker_api_target_url=dispatch_url(report, ctx.settings.nodes.worker_api_target_url),
     )
-    log.info(
+    # Periodic reports of unchanged capabilities are routine; only changes are worth an info line.
+    log.log(
+        logging.INFO if changed else logging.DEBUG,
         "node_capability_recorded",
         extra={"node_slug": report.node.node_slug, "capability_hash": digest, "changed": changed},
     )
-    return digest
 
 
 async def ingest_report(ctx: OrchestratorContext, node: AuthenticatedNode, report: NodeCapabilityReport) -> None:
