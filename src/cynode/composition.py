@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import socket
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
@@ -28,14 +29,16 @@ from cynode.identity.bootstrap import ensure_bootstrap_users
 from cynode.identity.http import identity_routes
 from cynode.nodes.http import control_plane_routes
 from cynode.nodes.readiness import inference_path_problem
+from cynode.sandbox import SandboxSettings
 from cynode.secrets import persistent_secret
 from cynode.settings import Role, Settings
 from cynode.tokens import TokenSigner
+from cynode.worker.http import create_worker_app
+from cynode.worker.service import WorkerService
 
 log = logging.getLogger(__name__)
 
 ALL_ROLES = frozenset(Role)
-NODE_NOT_CONFIGURED = "node config not applied (the node manager has not configured this worker yet)"
 
 
 def parse_roles(values: Iterable[str]) -> frozenset[Role]:
@@ -79,6 +82,7 @@ class Stack:
     """Where secrets are read from (``CYNODE_*`` variables and their ``_FILE`` variants)."""
     apps: dict[Role, ServedApp] = field(default_factory=dict)
     context: OrchestratorContext | None = None
+    worker: WorkerService | None = None
     _exits: AsyncExitStack = field(default_factory=AsyncExitStack)
 
     async def __aenter__(self) -> Stack:
@@ -116,14 +120,37 @@ class Stack:
             )
             if Role.ORCHESTRATOR in self.roles:
                 await ensure_bootstrap_users(self.context)
+        if Role.NODE in self.roles:
+            self.worker = self._node_worker()
         planned = self._plan_apps()
         for served in planned.values():
-            served.bind()
+            served.bind()  # every port is claimed before anything slow starts
+            self._exits.push_async_callback(served.stop)
+        if self.worker is not None:
+            self._exits.push_async_callback(self._stop_worker)
+            await self.worker.start()
         for role, served in planned.items():
             await served.start()
-            self._exits.push_async_callback(served.stop)
             self.apps[role] = served
             log.info("role_serving", extra={"role": role.value, "url": served.base_url})
+        if self.worker is not None:
+            # Stop it again before the servers stop: running jobs are killed and their callers still get
+            # an answer. The earlier registration covers a start-up that fails before this point.
+            self._exits.push_async_callback(self._stop_worker)
+
+    async def _stop_worker(self) -> None:
+        worker, self.worker = self.worker, None
+        if worker is not None:
+            await worker.stop()
+
+    def _node_worker(self) -> WorkerService:
+        state_dir = self.settings.data_dir / "node"
+        return WorkerService.from_settings(
+            SandboxSettings(mount_root=state_dir / "sandbox_mounts"),
+            state_dir=state_dir,
+            owner=socket.gethostname(),
+            max_request_bytes=self.settings.worker_api.max_request_bytes,
+        )
 
     def _plan_apps(self) -> dict[Role, ServedApp]:
         settings = self.settings
@@ -174,14 +201,9 @@ class Stack:
         )
 
     def _worker_app(self) -> Litestar:
-        async def not_configured() -> str | None:
-            return NODE_NOT_CONFIGURED
-
-        return build_app(
-            route_handlers=[],
-            readiness=not_configured,
-            max_body_bytes=self.settings.worker_api.max_request_bytes,
-        )
+        if self.worker is None:
+            raise RuntimeError("the worker service starts before its app is built")
+        return create_worker_app(self.worker)
 
     async def stop(self) -> None:
         await self._exits.aclose()

@@ -49,6 +49,8 @@ class RunJobRequest(VersionedPayload, kw_only=True):
     task_id: str
     job_id: str
     sandbox: SandboxSpec
+    attempt: Annotated[int, msgspec.Meta(ge=1)] = 1
+    """The orchestrator's claim number for this job; labels the container so a stale attempt is traceable."""
 
     def __post_init__(self) -> None:
         _require_path_component("task_id", self.task_id)

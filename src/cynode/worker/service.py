@@ -192,6 +192,7 @@ class WorkerService:
         return JobSpec(
             task_id=request.task_id,
             job_id=request.job_id,
+            attempt=request.attempt,
             image=image,
             command=tuple(sandbox.command),
             env=dict(sandbox.env),
