@@ -31,7 +31,7 @@ from cynode.nodes.http import control_plane_routes
 from cynode.nodes.readiness import inference_path_problem
 from cynode.sandbox import SandboxSettings
 from cynode.secrets import persistent_secret
-from cynode.settings import Role, Settings
+from cynode.settings import ListenSettings, Role, Settings
 from cynode.tokens import TokenSigner
 from cynode.worker.http import create_worker_app
 from cynode.worker.service import WorkerService
@@ -123,9 +123,11 @@ class Stack:
         if Role.NODE in self.roles:
             self.worker = self._node_worker()
         planned = self._plan_apps()
-        for served in planned.values():
+        for role, served in planned.items():
             served.bind()  # every port is claimed before anything slow starts
             self._exits.push_async_callback(served.stop)
+            # With port 0 the kernel picked one; URLs handed to nodes must carry the real port.
+            self._listen_settings(role).port = served.port
         if self.worker is not None:
             self._exits.push_async_callback(self._stop_worker)
             await self.worker.start()
@@ -152,6 +154,13 @@ class Stack:
             max_request_bytes=self.settings.worker_api.max_request_bytes,
         )
 
+    def _listen_settings(self, role: Role) -> ListenSettings:
+        return {
+            Role.GATEWAY: self.settings.gateway,
+            Role.ORCHESTRATOR: self.settings.control_plane,
+            Role.NODE: self.settings.worker_api,
+        }[role]
+
     def _plan_apps(self) -> dict[Role, ServedApp]:
         settings = self.settings
         planned: dict[Role, ServedApp] = {}
@@ -161,10 +170,7 @@ class Stack:
             )
         if Role.ORCHESTRATOR in self.roles:
             planned[Role.ORCHESTRATOR] = ServedApp(
-                "control_plane",
-                self._control_plane_app(),
-                settings.control_plane.host,
-                settings.control_plane.port,
+                "control_plane", self._control_plane_app(), settings.control_plane.host, settings.control_plane.port
             )
         if Role.NODE in self.roles:
             planned[Role.NODE] = ServedApp(

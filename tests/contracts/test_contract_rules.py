@@ -219,4 +219,4 @@ def test_problem_from_payload_error_distinguishes_unsupported_versions() -> None
         status=400,
         detail="unsupported node_config_ack version 2 (supported: 1)",
     )
-    assert shape_problem == problem_for(400, "Expected `int`, got `str` - at `$.port`")
+    assert shape_problem == problem_for(400, "Invalid request body: Expected `int`, got `str` - at `$.port`")

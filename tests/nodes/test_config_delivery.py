@@ -249,8 +249,23 @@ def test_malformed_ack_is_400(control_plane: RunningStack) -> None:
     node = _registered(control_plane, "acker")
     node.fetch_config()
     http = control_plane.client(Role.ORCHESTRATOR)
-    response = http.post("/v1/nodes/config", content=b"{not json", headers=node.auth)
+    response = http.post(
+        "/v1/nodes/config", content=b"{not json", headers={**node.auth, "Content-Type": "application/json"}
+    )
     assert response.status_code == 400
+
+
+def test_ack_that_is_not_declared_json_is_415(control_plane: RunningStack, db: DB) -> None:
+    node = _registered(control_plane, "acker")
+    version = node.fetch_config()["config_version"]
+    http = control_plane.client(Role.ORCHESTRATOR)
+    body = f'{{"version": 1, "node_slug": "acker", "config_version": "{version}", "status": "applied"}}'
+    response = http.post("/v1/nodes/config", content=body, headers={**node.auth, "Content-Type": "text/plain"})
+    assert response.status_code == 415
+    assert response.headers["content-type"].startswith("application/problem+json")
+    row = db.execute("SELECT config_ack_status FROM nodes WHERE node_slug = 'acker'").fetchone()
+    assert row is not None
+    assert row["config_ack_status"] is None
 
 
 def test_an_ack_older_than_the_last_acked_version_is_refused(control_plane: RunningStack, db: DB) -> None:

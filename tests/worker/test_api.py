@@ -67,6 +67,19 @@ def test_a_result_has_every_field_of_the_contract(worker_factory: WorkerFactory)
     assert started <= ended
 
 
+def test_a_body_not_declared_json_is_415_and_runs_nothing(worker_factory: WorkerFactory) -> None:
+    worker = worker_factory()
+    since = time.time()
+    answer = worker.client().post(
+        "/v1/worker/jobs:run",
+        content=b'{"version": 1, "task_id": "t", "job_id": "j", "sandbox": {"image": "", "command": ["true"]}}',
+        headers={**AUTH, "Content-Type": "text/plain"},
+    )
+    assert answer.status_code == 415
+    assert answer.headers["content-type"].startswith("application/problem+json")
+    assert worker.containers_created_since(since) == 0
+
+
 def test_job_dirs_are_removed_after_the_answer(worker_factory: WorkerFactory) -> None:
     worker = worker_factory()
     assert post_job(worker, body("touch /workspace/file")).json()["status"] == "completed"

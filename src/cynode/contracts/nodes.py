@@ -249,12 +249,14 @@ class NodeHeartbeat(VersionedPayload, kw_only=True):
 # --- Bootstrap (node_bootstrap_payload_v1) ---
 
 
-class BootstrapEndpoints(msgspec.Struct, kw_only=True):
+class BootstrapEndpoints(msgspec.Struct, kw_only=True, omit_defaults=True):
     """Absolute URLs the node uses after registration instead of composing its own."""
 
     worker_registration_url: str
     node_config_url: str
     node_report_url: str
+    node_heartbeat_url: str | None = None
+    """CyNode extension: where the node sends its light liveness beats between reports."""
 
 
 class BootstrapOrchestrator(msgspec.Struct, kw_only=True):

@@ -87,4 +87,4 @@ def problem_from_payload_error(error: PayloadError) -> Problem:
             status=400,
             detail=str(error),
         )
-    return problem_for(400, str(error))
+    return problem_for(400, f"Invalid request body: {error}")

@@ -41,7 +41,7 @@ class SandboxSpec(msgspec.Struct, kw_only=True, omit_defaults=True):
     job_spec_json: str | None = None
 
 
-class RunJobRequest(VersionedPayload, kw_only=True):
+class RunJobRequest(VersionedPayload, kw_only=True, omit_defaults=True):
     """Body of POST /v1/worker/jobs:run sent by the orchestrator to a node."""
 
     payload_kind: ClassVar[str] = "run_job_request"

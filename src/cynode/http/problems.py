@@ -15,7 +15,7 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 
 from cynode.contracts.codec import encode
-from cynode.contracts.problem import PROBLEM_CONTENT_TYPE, problem_for
+from cynode.contracts.problem import PROBLEM_CONTENT_TYPE, Problem, problem_for
 
 log = logging.getLogger(__name__)
 
@@ -29,20 +29,29 @@ class ProblemError(Exception):
         detail: str,
         *,
         problem_type: str | None = None,
+        title: str | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__(detail)
         self.status = status
         self.detail = detail
         self.problem_type = problem_type
+        self.title = title
         self.headers = dict(headers or {})
 
+    @classmethod
+    def from_problem(cls, problem: Problem, headers: Mapping[str, str] | None = None) -> ProblemError:
+        detail = problem.detail or problem.title
+        return cls(problem.status, detail, problem_type=problem.type, title=problem.title, headers=headers)
 
-def problem_body(status: int, detail: str, problem_type: str | None = None) -> bytes:
-    """Encode the problem document for ``status``."""
+
+def problem_body(status: int, detail: str, problem_type: str | None = None, title: str | None = None) -> bytes:
+    """Encode the problem document for ``status``; type and title default to the status's own."""
     problem = problem_for(status, detail)
     if problem_type is not None:
         problem.type = problem_type
+    if title is not None:
+        problem.title = title
     return encode(problem)
 
 
@@ -51,10 +60,11 @@ def problem_response(
     detail: str,
     *,
     problem_type: str | None = None,
+    title: str | None = None,
     headers: Mapping[str, str] | None = None,
 ) -> Response[bytes]:
     return Response(
-        content=problem_body(status, detail, problem_type),
+        content=problem_body(status, detail, problem_type, title),
         status_code=status,
         media_type=PROBLEM_CONTENT_TYPE,
         headers=dict(headers or {}),
@@ -62,7 +72,7 @@ def problem_response(
 
 
 def _on_problem(_: Request[Any, Any, Any], exc: ProblemError) -> Response[bytes]:
-    return problem_response(exc.status, exc.detail, problem_type=exc.problem_type, headers=exc.headers)
+    return problem_response(exc.status, exc.detail, problem_type=exc.problem_type, title=exc.title, headers=exc.headers)
 
 
 def _on_validation(_: Request[Any, Any, Any], exc: ValidationException) -> Response[bytes]:

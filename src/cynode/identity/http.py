@@ -10,17 +10,15 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Sequence
 from http import HTTPStatus
-from typing import Any, Final, TypeVar
+from typing import Any, TypeVar
 from uuid import UUID
 
-import msgspec
 from litestar import Request, Response, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath
 from litestar.types import ControllerRouterHandler
 
 from cynode.context import OrchestratorContext
-from cynode.contracts.codec import PayloadError, decode, encode
 from cynode.contracts.identity import (
     CreateUserRequest,
     LoginRequest,
@@ -28,14 +26,13 @@ from cynode.contracts.identity import (
     RefreshRequest,
     ResetPasswordRequest,
 )
+from cynode.http.payloads import json_response, no_content, read_json
 from cynode.http.problems import ProblemError
 from cynode.identity.audit import AuthEvent, ClientInfo
 from cynode.identity.guard import CURRENT_USER, CurrentUser, admin_user_provider, current_user_provider
 from cynode.identity.service import IdentityService
 
-JSON_MEDIA_TYPE: Final = "application/json"
-
-Payload = TypeVar("Payload", bound=msgspec.Struct)
+Payload = TypeVar("Payload")
 
 
 def _valid_ip(value: str | None) -> str | None:
@@ -56,35 +53,11 @@ def client_info(request: Request[Any, Any, Any], *, trust_forwarded_for: bool) -
     return ClientInfo(ip=ip, user_agent=request.headers.get("user-agent"))
 
 
-async def read_payload(
-    request: Request[Any, Any, Any], payload_type: type[Payload], *, empty: Payload | None = None
-) -> Payload:
-    """The JSON body decoded as ``payload_type``; ``empty`` stands in for a missing body when given."""
-    body = await request.body()
-    if not body and empty is not None:
-        return empty
-    media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
-    if media_type != JSON_MEDIA_TYPE:
-        raise ProblemError(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, f"Content-Type must be {JSON_MEDIA_TYPE}")
-    try:
-        return decode(body, payload_type)
-    except PayloadError as exc:
-        raise ProblemError(HTTPStatus.BAD_REQUEST, f"Invalid request body: {exc}") from None
-
-
 def parse_user_id(value: str) -> UUID:
     try:
         return UUID(value)
     except ValueError:
         raise ProblemError(HTTPStatus.BAD_REQUEST, "Invalid user id") from None
-
-
-def json_response(payload: msgspec.Struct, status: int = HTTPStatus.OK) -> Response[bytes]:
-    return Response(content=encode(payload), status_code=status, media_type=JSON_MEDIA_TYPE)
-
-
-def no_content() -> Response[None]:
-    return Response(content=None, status_code=HTTPStatus.NO_CONTENT)
 
 
 def identity_routes(ctx: OrchestratorContext) -> Sequence[ControllerRouterHandler]:
@@ -99,9 +72,9 @@ def identity_routes(ctx: OrchestratorContext) -> Sequence[ControllerRouterHandle
     async def read_audited(
         request: Request[Any, Any, Any], payload_type: type[Payload], event: AuthEvent, client: ClientInfo
     ) -> Payload:
-        """Like read_payload, but a refused body still leaves its audit row."""
+        """Like read_json, but a refused body still leaves its audit row."""
         try:
-            return await read_payload(request, payload_type)
+            return await read_json(request, payload_type)
         except ProblemError:
             await service.record_invalid_request(event, client)
             raise
@@ -120,7 +93,7 @@ def identity_routes(ctx: OrchestratorContext) -> Sequence[ControllerRouterHandle
 
     @post("/v1/auth/logout", dependencies=signed_in)
     async def logout(request: Request[Any, Any, Any], current_user: NamedDependency[CurrentUser]) -> Response[None]:
-        logout_request = await read_payload(request, LogoutRequest, empty=LogoutRequest())
+        logout_request = await read_json(request, LogoutRequest, empty=LogoutRequest())
         await service.logout(current_user, logout_request, client_of(request))
         return no_content()
 
@@ -132,7 +105,7 @@ def identity_routes(ctx: OrchestratorContext) -> Sequence[ControllerRouterHandle
     async def create_user(
         request: Request[Any, Any, Any], current_user: NamedDependency[CurrentUser]
     ) -> Response[bytes]:
-        create_request = await read_payload(request, CreateUserRequest)
+        create_request = await read_json(request, CreateUserRequest)
         created = await service.create_user(current_user, create_request, client_of(request))
         return json_response(created, HTTPStatus.CREATED)
 
@@ -155,7 +128,7 @@ def identity_routes(ctx: OrchestratorContext) -> Sequence[ControllerRouterHandle
         request: Request[Any, Any, Any], current_user: NamedDependency[CurrentUser], user_id: FromPath[str]
     ) -> Response[None]:
         target = parse_user_id(user_id)
-        reset_request = await read_payload(request, ResetPasswordRequest)
+        reset_request = await read_json(request, ResetPasswordRequest)
         await service.reset_password(current_user, target, reset_request, client_of(request))
         return no_content()
 

@@ -89,6 +89,10 @@ class NodeEndpoints:
     def config(self) -> str:
         return self.url(CONFIG_PATH)
 
+    @property
+    def heartbeat(self) -> str:
+        return self.url(HEARTBEAT_PATH)
+
 
 async def register_node(
     ctx: OrchestratorContext, endpoints: NodeEndpoints, report: NodeCapabilityReport
@@ -110,6 +114,7 @@ async def register_node(
                 worker_registration_url=endpoints.register,
                 node_config_url=endpoints.config,
                 node_report_url=endpoints.report,
+                node_heartbeat_url=endpoints.heartbeat,
             ),
         ),
         # The JWT's exp claim is whole seconds; report the same instant.

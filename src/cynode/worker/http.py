@@ -11,15 +11,14 @@ from collections.abc import Sequence
 from http import HTTPStatus
 from typing import Any
 
-from litestar import Litestar, MediaType, Request, Response, post
+from litestar import Litestar, Request, Response, post
 from litestar.background_tasks import BackgroundTask
 from litestar.params import FromPath
 from litestar.types import ControllerRouterHandler
 
-from cynode.contracts.codec import PayloadError, decode, encode
-from cynode.contracts.problem import problem_from_payload_error
 from cynode.contracts.worker import CancelJobResponse, RunJobRequest
 from cynode.http.app import build_app
+from cynode.http.payloads import json_response, read_json
 from cynode.http.problems import ProblemError
 from cynode.worker.service import WorkerService
 
@@ -30,19 +29,9 @@ def worker_routes(service: WorkerService) -> Sequence[ControllerRouterHandler]:
     @post("/v1/worker/jobs:run", status_code=HTTPStatus.OK)
     async def run_job(request: Request[Any, Any, Any]) -> Response[bytes]:
         service.authenticate(request.headers.get("authorization"))
-        try:
-            job = decode(await request.body(), RunJobRequest)
-        except PayloadError as exc:
-            problem = problem_from_payload_error(exc)
-            raise ProblemError(
-                problem.status, problem.detail or "Invalid request body", problem_type=problem.type
-            ) from None
+        job = await read_json(request, RunJobRequest)
         result = await service.run_job(job)
-        return Response(
-            encode(result),
-            media_type=MediaType.JSON,
-            background=BackgroundTask(service.release_job, job.job_id),
-        )
+        return json_response(result, background=BackgroundTask(service.release_job, job.job_id))
 
     # Litestar matches whole path segments, so "<job_id>:cancel" arrives as one parameter.
     @post("/v1/worker/jobs/{job_action:str}", status_code=HTTPStatus.OK)
@@ -53,9 +42,7 @@ def worker_routes(service: WorkerService) -> Sequence[ControllerRouterHandler]:
         if action != CANCEL_ACTION or not job_id:
             raise ProblemError(HTTPStatus.NOT_FOUND, "Not found")
         canceled = service.cancel_job(job_id)
-        return Response(
-            encode(CancelJobResponse(version=1, job_id=job_id, canceled=canceled)), media_type=MediaType.JSON
-        )
+        return json_response(CancelJobResponse(version=1, job_id=job_id, canceled=canceled))
 
     return [run_job, cancel_job]
 
