@@ -108,7 +108,13 @@ async def _serve(stack: Stack) -> None:
     async with stack:
         for role, served in stack.apps.items():
             click.echo(f"cynode {role.value}: {served.base_url}", err=True)
-        await stop.wait()
+        stopped = asyncio.create_task(stop.wait())
+        failed = asyncio.create_task(stack.failed.wait())
+        await asyncio.wait({stopped, failed}, return_when=asyncio.FIRST_COMPLETED)
+        stopped.cancel()
+        failed.cancel()
+    if stack.failure is not None:
+        raise click.ClickException(f"stopping: {stack.failure}")
 
 
 @main.command()

@@ -11,27 +11,30 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import socket
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
+from typing import Any
 
 from litestar import Litestar
 
-from cynode.context import OrchestratorContext
+from cynode.context import LocalWorker, OrchestratorContext
 from cynode.crypto import load_secret_box
 from cynode.db.embedded import EmbeddedPostgres
 from cynode.db.migrations import apply_migrations
 from cynode.db.pool import open_pool
+from cynode.dispatch.runner import run_dispatcher
 from cynode.http.app import build_app
 from cynode.http.server import ServedApp
 from cynode.identity.bootstrap import ensure_bootstrap_users
 from cynode.identity.http import identity_routes
+from cynode.nodemanager.config import NodeConfig, load_node_config
+from cynode.nodemanager.runner import run_node_manager
 from cynode.nodes.http import control_plane_routes
 from cynode.nodes.readiness import inference_path_problem
-from cynode.sandbox import SandboxSettings
 from cynode.secrets import persistent_secret
 from cynode.settings import ListenSettings, Role, Settings
+from cynode.tasks.http import tasks_routes
 from cynode.tokens import TokenSigner
 from cynode.worker.http import create_worker_app
 from cynode.worker.service import WorkerService
@@ -82,7 +85,12 @@ class Stack:
     """Where secrets are read from (``CYNODE_*`` variables and their ``_FILE`` variants)."""
     apps: dict[Role, ServedApp] = field(default_factory=dict)
     context: OrchestratorContext | None = None
+    node: NodeConfig | None = None
     worker: WorkerService | None = None
+    failure: BaseException | None = None
+    """Why a background service died; set together with ``failed``."""
+    failed: asyncio.Event = field(default_factory=asyncio.Event)
+    _background: list[asyncio.Task[None]] = field(default_factory=list)
     _exits: AsyncExitStack = field(default_factory=AsyncExitStack)
 
     async def __aenter__(self) -> Stack:
@@ -121,7 +129,8 @@ class Stack:
             if Role.ORCHESTRATOR in self.roles:
                 await ensure_bootstrap_users(self.context)
         if Role.NODE in self.roles:
-            self.worker = self._node_worker()
+            self.node = load_node_config(settings, self.env)
+            self.worker = self._node_worker(self.node)
         planned = self._plan_apps()
         for role, served in planned.items():
             served.bind()  # every port is claimed before anything slow starts
@@ -139,19 +148,48 @@ class Stack:
             # Stop it again before the servers stop: running jobs are killed and their callers still get
             # an answer. The earlier registration covers a start-up that fails before this point.
             self._exits.push_async_callback(self._stop_worker)
+        self._exits.push_async_callback(self._stop_background)
+        self._start_background()
+
+    def _start_background(self) -> None:
+        local_worker = LocalWorker(self.node.slug, self.worker) if self.node and self.worker else None
+        if Role.ORCHESTRATOR in self.roles:
+            self._spawn("dispatcher", run_dispatcher(self._context, local_worker))
+        if self.node is not None and self.worker is not None:
+            manager = run_node_manager(self.settings, self.node, self.worker, self.env, self.context)
+            self._spawn("node_manager", manager)
+
+    def _spawn(self, name: str, service: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(service, name=name)
+        task.add_done_callback(self._on_background_done)
+        self._background.append(task)
+
+    def _on_background_done(self, task: asyncio.Task[None]) -> None:
+        if task.cancelled():
+            return
+        error = task.exception() or RuntimeError(f"{task.get_name()} stopped on its own")
+        log.error("background_service_failed", extra={"service": task.get_name(), "error": str(error)})
+        if self.failure is None:
+            self.failure = error
+        self.failed.set()
+
+    async def _stop_background(self) -> None:
+        tasks, self._background = self._background, []
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _stop_worker(self) -> None:
         worker, self.worker = self.worker, None
         if worker is not None:
             await worker.stop()
 
-    def _node_worker(self) -> WorkerService:
-        state_dir = self.settings.data_dir / "node"
+    def _node_worker(self, node: NodeConfig) -> WorkerService:
         return WorkerService.from_settings(
-            SandboxSettings(mount_root=state_dir / "sandbox_mounts"),
-            state_dir=state_dir,
-            owner=socket.gethostname(),
-            max_request_bytes=self.settings.worker_api.max_request_bytes,
+            node.sandbox,
+            state_dir=self.settings.data_dir / "node",
+            owner=node.slug,
+            max_request_bytes=node.worker_api_max_request_bytes,
         )
 
     def _listen_settings(self, role: Role) -> ListenSettings:
@@ -172,9 +210,9 @@ class Stack:
             planned[Role.ORCHESTRATOR] = ServedApp(
                 "control_plane", self._control_plane_app(), settings.control_plane.host, settings.control_plane.port
             )
-        if Role.NODE in self.roles:
+        if self.node is not None:
             planned[Role.NODE] = ServedApp(
-                "worker_api", self._worker_app(), settings.worker_api.host, settings.worker_api.port
+                "worker_api", self._worker_app(), self.node.worker_api_host, self.node.worker_api_port
             )
         return planned
 
@@ -194,7 +232,7 @@ class Stack:
 
     def _gateway_app(self) -> Litestar:
         return build_app(
-            route_handlers=[*identity_routes(self._context)],
+            route_handlers=[*identity_routes(self._context), *tasks_routes(self._context)],
             readiness=self._orchestrator_readiness(),
             max_body_bytes=self.settings.gateway.max_request_bytes,
         )
@@ -215,3 +253,4 @@ class Stack:
         await self._exits.aclose()
         self.apps.clear()
         self.context = None
+        self.node = None

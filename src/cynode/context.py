@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from cynode.crypto import SecretBox
 from cynode.db.pool import Pool
 from cynode.settings import Role, Settings
 from cynode.tokens import TokenSigner
+
+if TYPE_CHECKING:
+    from cynode.worker.service import WorkerService
 
 
 @dataclass(frozen=True)
@@ -23,3 +27,11 @@ class OrchestratorContext:
     secret_box: SecretBox
     env: Mapping[str, str]
     """Source of secrets (``CYNODE_*`` and ``CYNODE_*_FILE``); ``os.environ`` outside tests."""
+
+
+@dataclass(frozen=True)
+class LocalWorker:
+    """The Worker API of a node running in this process, reachable without HTTP."""
+
+    node_slug: str
+    service: WorkerService

@@ -1,0 +1,1 @@
+"""The node manager: node startup YAML, capabilities, registration, config apply, heartbeats."""
