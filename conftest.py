@@ -6,4 +6,7 @@ pytest_plugins = [
     "tests.fixtures.podman",
     "tests.fixtures.identity",
     "tests.fixtures.nodes",
+    "tests.fixtures.tasks",
+    "tests.fixtures.nodemanager",
+    "tests.fixtures.inference",
 ]

@@ -156,7 +156,8 @@ class Stack:
         if Role.ORCHESTRATOR in self.roles:
             self._spawn("dispatcher", run_dispatcher(self._context, local_worker))
         if self.node is not None and self.worker is not None:
-            manager = run_node_manager(self.settings, self.node, self.worker, self.env, self.context)
+            worker_api_url = self.apps[Role.NODE].base_url
+            manager = run_node_manager(self.settings, self.node, self.worker, self.env, worker_api_url, self.context)
             self._spawn("node_manager", manager)
 
     def _spawn(self, name: str, service: Coroutine[Any, Any, None]) -> None:
