@@ -26,6 +26,7 @@ from tests.fixtures.nodes import (
     NODE_PSK,
     LazyControlPlane,
     NodeClient,
+    altered_report,
     capability_report,
     configured_node,
     now_rfc3339,
@@ -229,16 +230,7 @@ def registers_with_psk(world: World, slug: str, psk: str) -> None:
 
 
 def _registration_with(path: str, value: Any) -> bytes:
-    report = capability_report("flawed")
-    *parents, leaf = path.split(".")
-    target = report
-    for key in parents:
-        target = target[key]
-    if value is ...:
-        del target[leaf]
-    else:
-        target[leaf] = value
-    return json.dumps({"psk": NODE_PSK, "capability": report}).encode()
+    return json.dumps({"psk": NODE_PSK, "capability": altered_report("flawed", path, value)}).encode()
 
 
 FLAWED_REGISTRATIONS: dict[str, bytes] = {

@@ -16,6 +16,7 @@ from cynode.settings import Role
 from tests.fixtures.nodes import (
     NODE_PSK,
     NodeClient,
+    altered_report,
     capability_report,
     node_client,
     now_rfc3339,
@@ -70,6 +71,7 @@ def test_register_creates_then_reactivates_with_absolute_urls_from_the_public_ba
             "worker_registration_url": f"{base}/v1/nodes/register",
             "node_config_url": f"{base}/v1/nodes/config",
             "node_report_url": f"{base}/v1/nodes/capability",
+            "node_heartbeat_url": f"{base}/v1/nodes/heartbeat",
         },
     }
     claims = stack.stack.context.signer.verify(bootstrap["auth"]["node_jwt"], "node")  # type: ignore[union-attr]
@@ -117,16 +119,7 @@ def _registration(capability: Any = None, **envelope: Any) -> bytes:
 
 
 def _report_with(path: str, value: Any) -> dict[str, Any]:
-    report = capability_report("bad-input")
-    *parents, leaf = path.split(".")
-    target = report
-    for key in parents:
-        target = target[key]
-    if value is ...:
-        del target[leaf]
-    else:
-        target[leaf] = value
-    return report
+    return altered_report("bad-input", path, value)
 
 
 BAD_REGISTRATIONS = {
