@@ -1,13 +1,138 @@
-"""The node's startup configuration (upstream ``node.yaml``), resolved before anything starts."""
+"""The node's startup configuration (upstream ``node.yaml``), resolved before anything starts.
+
+Owns the YAML schema (upstream key names), where the file is found (``--node-config``, else
+``/etc/cynode/node.yaml`` when it exists, else built-in defaults for the all-in-one laptop case),
+the errors a bad file produces (naming the key), and where the registration PSK comes from. The
+PSK itself is read only when the node registers, because whether the orchestrator runs in this
+process (and so may share a generated PSK) is known only then. Keys of the upstream schema this
+node does not act on (``tls.pinned_sha256``, ``logging``, ``updates``, ...) are accepted so an
+upstream file still loads; anything else is a typo and refused.
+"""
 
 from __future__ import annotations
 
 import socket
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any, Literal, NoReturn, TypeVar
+from urllib.parse import urlsplit
 
+import msgspec
+import yaml
+
+from cynode.inference.settings import InferenceSettings
 from cynode.sandbox import SandboxSettings
-from cynode.settings import Settings
+from cynode.secrets import persistent_secret, read_secret
+from cynode.settings import ENV_PREFIX, Settings, SettingsError
+
+T = TypeVar("T")
+
+DEFAULT_NODE_CONFIG = Path("/etc/cynode/node.yaml")
+PSK_SECRET = "node_registration_psk"  # noqa: S105 (the secret's name)
+PSK_VARIABLE = ENV_PREFIX + PSK_SECRET.upper()
+MOUNT_ROOT_VARIABLE = ENV_PREFIX + "SANDBOX_MOUNT_ROOT"
+# Keys that would put the PSK itself into the file.
+_SECRET_KEYS = frozenset({"psk", "registration_psk", "node_registration_psk"})
+
+Port = Annotated[int, msgspec.Meta(ge=0, le=65535)]
+PositiveInt = Annotated[int, msgspec.Meta(gt=0)]
+PositiveSeconds = Annotated[float, msgspec.Meta(gt=0)]
+
+
+class NodeConfigError(SettingsError):
+    """The node startup YAML (or the PSK it points to) is unusable; the message names the key."""
+
+
+# --- The YAML schema -------------------------------------------------------------------------
+
+
+class TlsSection(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
+    ca_bundle_path: Path | None = None
+    """CA bundle that verifies the orchestrator's HTTPS certificate."""
+    pinned_sha256: str | None = None
+
+
+class TimeoutsSection(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
+    connect_seconds: PositiveSeconds = 10.0
+    request_seconds: PositiveSeconds = 30.0
+
+
+class OrchestratorSection(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
+    url: str | None = None
+    registration_psk_env: str | None = None
+    registration_psk_file: Path | None = None
+    tls: TlsSection = TlsSection()
+    timeouts: TimeoutsSection = TimeoutsSection()
+
+
+class NodeSection(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
+    id: str
+    name: str | None = None
+    labels: tuple[str, ...] = ()
+    metadata: dict[str, Any] = {}
+
+
+class WorkerApiSection(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
+    listen_host: str | None = None
+    listen_port: Port | None = None
+    public_base_url: str | None = None
+    max_request_bytes: PositiveInt | None = None
+
+
+class StorageSection(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
+    state_dir: Path | None = None
+    cache_dir: Path | None = None
+    artifacts_dir: Path | None = None
+
+
+class NodeYaml(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
+    version: Literal[1]
+    orchestrator: OrchestratorSection = OrchestratorSection()
+    node: NodeSection | None = None
+    worker_api: WorkerApiSection = WorkerApiSection()
+    sandbox: dict[str, Any] = {}
+    """Decoded into ``SandboxSettings`` once the state dir (the mount root's default parent) is known."""
+    inference: InferenceSettings = InferenceSettings()
+    storage: StorageSection = StorageSection()
+    logging: dict[str, Any] | None = None
+    updates: dict[str, Any] | None = None
+
+
+# --- What the node runs with -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PskSource:
+    """Where the registration PSK is read from; describes itself without ever holding the value."""
+
+    env_variable: str | None = None
+    file: Path | None = None
+
+    def describe(self) -> str:
+        if self.file is not None:
+            return f"orchestrator.registration_psk_file {self.file}"
+        if self.env_variable is not None:
+            return f"environment variable {self.env_variable} (orchestrator.registration_psk_env)"
+        return f"{PSK_VARIABLE} (or {PSK_VARIABLE}_FILE)"
+
+    def read(self, env: Mapping[str, str], data_dir: Path, *, co_located: bool) -> str:
+        """The PSK; a co-located orchestrator's generated one when nothing is configured."""
+        if self.file is not None:
+            try:
+                value = self.file.read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise NodeConfigError(f"cannot read {self.describe()}: {exc.strerror or exc}") from exc
+        elif self.env_variable is not None:
+            value = env.get(self.env_variable, "").strip()
+        else:
+            value = (read_secret(PSK_SECRET, env) or "").strip()
+            if not value and co_located:
+                # The control plane of this process makes the same call, so both sides agree.
+                value = persistent_secret(PSK_SECRET, data_dir, env)
+        if not value:
+            raise NodeConfigError(f"no node registration PSK: {self.describe()} is unset or empty")
+        return value
 
 
 @dataclass(frozen=True)
@@ -17,14 +142,117 @@ class NodeConfig:
     worker_api_host: str
     worker_api_port: int
     worker_api_max_request_bytes: int | None
+    orchestrator_url: str
+    """Where to register when the orchestrator runs elsewhere; later calls use the bootstrap URLs."""
+    psk_source: PskSource
+    state_dir: Path
+    """Node-local state: the applied config version, inference state."""
+    name: str | None = None
+    labels: tuple[str, ...] = ()
+    worker_api_public_url: str | None = None
+    """What the node advertises as ``worker_api.base_url``; unset, the bound Worker API URL."""
+    inference: InferenceSettings = field(default_factory=InferenceSettings)
+    connect_timeout_seconds: float = 10.0
+    request_timeout_seconds: float = 30.0
+    ca_bundle: Path | None = None
+    source: str = "built-in defaults"
+    """The YAML file this came from, for messages."""
 
 
 def load_node_config(settings: Settings, env: Mapping[str, str]) -> NodeConfig:
-    state_dir = settings.data_dir / "node"
+    """The node config from ``settings.node_config``, else the default file, else defaults."""
+    path = settings.node_config
+    if path is None and DEFAULT_NODE_CONFIG.is_file():
+        path = DEFAULT_NODE_CONFIG
+    raw = _read_yaml(path) if path is not None else {"version": 1}
+    source = str(path) if path is not None else "built-in defaults"
+    document = _decode(raw, NodeYaml, source)
+    return _resolve(document, settings, env, source)
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise NodeConfigError(f"cannot read node config {path}: {exc.strerror or exc}") from exc
+    except yaml.YAMLError as exc:
+        raise NodeConfigError(f"node config {path} is not valid YAML: {exc}") from exc
+    if not isinstance(loaded, dict):
+        raise NodeConfigError(f"node config {path} must hold a mapping at the top level")
+    orchestrator = loaded.get("orchestrator")
+    leaked = _SECRET_KEYS.intersection(orchestrator) if isinstance(orchestrator, dict) else set()
+    if leaked:
+        key = sorted(leaked)[0]
+        raise NodeConfigError(
+            f"node config {path}: orchestrator.{key} would put the registration PSK in the file; secrets never go "
+            "in YAML (use orchestrator.registration_psk_env or orchestrator.registration_psk_file)"
+        )
+    return loaded
+
+
+def _decode_path(type_: type, value: Any) -> Any:
+    if type_ is Path and isinstance(value, str):
+        return Path(value)
+    raise NotImplementedError
+
+
+def _decode(raw: Any, type_: type[T], source: str, prefix: str = "") -> T:
+    try:
+        return msgspec.convert(raw, type_, dec_hook=_decode_path)
+    except msgspec.ValidationError as exc:
+        message, _, location = str(exc).partition(" - at `$")
+        path = [part for part in (prefix.rstrip("."), location.rstrip("`").lstrip(".")) if part]
+        for lead, reason in (
+            ("Object contains unknown field ", "unknown key (not part of the node config schema)"),
+            ("Object missing required field ", "required key is missing"),
+        ):
+            if message.startswith(lead):
+                path.append(message.removeprefix(lead).strip("`"))
+                message = reason
+        _fail(source, ".".join(path) or "<root>", message)
+
+
+def _fail(source: str, key: str, reason: str) -> NoReturn:
+    raise NodeConfigError(f"node config {source}: invalid {key}: {reason}")
+
+
+def _http_url(value: str, source: str, key: str) -> str:
+    parts = urlsplit(value.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        _fail(source, key, f"must be an absolute http(s) URL, got {value!r}")
+    return value.strip().rstrip("/")
+
+
+def _resolve(document: NodeYaml, settings: Settings, env: Mapping[str, str], source: str) -> NodeConfig:
+    orchestrator = document.orchestrator
+    worker_api = document.worker_api
+    state_dir = document.storage.state_dir or settings.data_dir / "node"
+    sandbox_raw = dict(document.sandbox)
+    sandbox_raw.setdefault("mount_root", str(state_dir / "sandbox_mounts"))
+    if env.get(MOUNT_ROOT_VARIABLE):
+        sandbox_raw["mount_root"] = env[MOUNT_ROOT_VARIABLE]
+    if orchestrator.registration_psk_env is not None and orchestrator.registration_psk_file is not None:
+        _fail(source, "orchestrator.registration_psk_file", "give either registration_psk_env or _file, not both")
+    node = document.node
+    slug = node.id.strip() if node is not None else socket.gethostname()
+    if not slug:
+        _fail(source, "node.id", "must not be empty")
+    public_url = worker_api.public_base_url
     return NodeConfig(
-        slug=socket.gethostname(),
-        sandbox=SandboxSettings(mount_root=state_dir / "sandbox_mounts"),
-        worker_api_host=settings.worker_api.host,
-        worker_api_port=settings.worker_api.port,
-        worker_api_max_request_bytes=settings.worker_api.max_request_bytes,
+        slug=slug,
+        name=node.name if node is not None else None,
+        labels=node.labels if node is not None else (),
+        sandbox=_decode(sandbox_raw, SandboxSettings, source, "sandbox."),
+        inference=document.inference,
+        worker_api_host=worker_api.listen_host or settings.worker_api.host,
+        worker_api_port=settings.worker_api.port if worker_api.listen_port is None else worker_api.listen_port,
+        worker_api_max_request_bytes=worker_api.max_request_bytes or settings.worker_api.max_request_bytes,
+        worker_api_public_url=_http_url(public_url, source, "worker_api.public_base_url") if public_url else None,
+        orchestrator_url=_http_url(orchestrator.url or settings.control_plane_public_url, source, "orchestrator.url"),
+        psk_source=PskSource(orchestrator.registration_psk_env, orchestrator.registration_psk_file),
+        state_dir=state_dir,
+        connect_timeout_seconds=orchestrator.timeouts.connect_seconds,
+        request_timeout_seconds=orchestrator.timeouts.request_seconds,
+        ca_bundle=orchestrator.tls.ca_bundle_path,
+        source=source,
     )
