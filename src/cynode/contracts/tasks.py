@@ -1,6 +1,6 @@
 """User API task payloads (`/v1/tasks` and its sub-resources)."""
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 import msgspec
@@ -12,6 +12,7 @@ __all__ = [
     "CreateTaskRequest",
     "InputMode",
     "JobStatus",
+    "LogStream",
     "TaskListResponse",
     "TaskLogsResponse",
     "TaskResponse",
@@ -25,6 +26,13 @@ InputMode = Literal["prompt", "script", "commands"]
 TaskStatus = Literal["queued", "running", "completed", "failed", "canceled"]
 # Jobs move through the same five states as the task that owns them.
 JobStatus = TaskStatus
+LogStream = Literal["stdout", "stderr", "all"]
+
+MAX_ATTACHMENT_PATH_CHARS = 2048
+MAX_ATTACHMENTS = 64
+MAX_TASK_NAME_CHARS = 200
+
+AttachmentPath = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_ATTACHMENT_PATH_CHARS)]
 
 
 class CreateTaskRequest(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -32,10 +40,11 @@ class CreateTaskRequest(msgspec.Struct, kw_only=True, omit_defaults=True):
 
     prompt: str
     input_mode: InputMode = "prompt"
-    task_name: str | None = None
+    task_name: Annotated[str, msgspec.Meta(max_length=MAX_TASK_NAME_CHARS)] | None = None
     project_id: UUID | None = None
-    attachments: list[str] = []
+    attachments: Annotated[list[AttachmentPath], msgspec.Meta(max_length=MAX_ATTACHMENTS)] = []
     use_inference: bool = False
+    """Give a script/commands job the inference proxy; prompt mode always has it."""
 
 
 class TaskResponse(msgspec.Struct, kw_only=True, omit_defaults=True):

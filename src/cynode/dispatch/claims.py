@@ -1,0 +1,195 @@
+"""Claiming queued jobs for nodes and recording how each attempt ended, as conditional SQL.
+
+A claim moves one job ``queued`` -> ``running`` under a lease and increments ``jobs.attempt``, the
+fencing token: every later write about that attempt (result, lease renewal, requeue) carries it in
+its WHERE clause together with ``status = 'running'``, so a stale attempt, a canceled job or a
+requeued one can never be overwritten. Each function reports whether its change won.
+
+Row locks are always taken job first, then task (the task API's cancel does the same), so racing
+transactions wait rather than deadlock.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any, Final, Literal
+
+from psycopg.types.json import Jsonb
+
+from cynode.nodes.dispatchable import DispatchableNode
+from cynode.tasks.repository import Connection
+
+# Serializes the "count a node's running jobs, then add one" step across dispatcher processes, so
+# two of them can never fill the same last sandbox slot. Arbitrary constant all processes share.
+CLAIM_LOCK_ID: Final = 0x6379_6E6F_6465_0004
+
+EndStatus = Literal["completed", "failed"]
+
+
+@dataclass(frozen=True)
+class ClaimedJob:
+    job_id: uuid.UUID
+    task_id: uuid.UUID
+    attempt: int
+    lease_id: uuid.UUID
+    node: DispatchableNode
+    payload: dict[str, Any]
+
+
+def dispatch_error_result(message: str) -> dict[str, Any]:
+    """The result stored for a job the dispatcher could not get a worker answer for."""
+    return {"version": 1, "status": "failed", "exit_code": -1, "error": message}
+
+
+async def _running_per_node(conn: Connection, nodes: list[DispatchableNode]) -> dict[uuid.UUID, int]:
+    cursor = await conn.execute(
+        "SELECT node_id, count(*) AS running FROM jobs WHERE status = 'running' AND node_id = ANY(%s) GROUP BY node_id",
+        ([node.node_id for node in nodes],),
+    )
+    return {row["node_id"]: row["running"] for row in await cursor.fetchall()}
+
+
+def _choose_node(
+    nodes: list[DispatchableNode], running: dict[uuid.UUID, int], *, needs_inference: bool
+) -> DispatchableNode | None:
+    """The least loaded node with a free sandbox slot (and running inference when needed)."""
+    candidates = [
+        node
+        for node in nodes
+        if running.get(node.node_id, 0) < node.sandbox_max_concurrency
+        and (node.inference_running or not needs_inference)
+    ]
+    if not candidates:
+        return None
+    return min(
+        candidates, key=lambda node: (running.get(node.node_id, 0) / node.sandbox_max_concurrency, node.node_slug)
+    )
+
+
+async def claim_next(
+    conn: Connection, nodes: list[DispatchableNode], *, owner: str, lease_seconds: float
+) -> ClaimedJob | None:
+    """Claim the oldest queued job some node can take now; None when there is none.
+
+    Must run inside a transaction. Jobs that need inference are skipped while no node with a free
+    slot runs inference; they stay queued.
+    """
+    if not nodes:
+        return None
+    await conn.execute("SELECT pg_advisory_xact_lock(%s)", (CLAIM_LOCK_ID,))
+    running = await _running_per_node(conn, nodes)
+    plain_node = _choose_node(nodes, running, needs_inference=False)
+    if plain_node is None:
+        return None
+    inference_node = _choose_node(nodes, running, needs_inference=True)
+    cursor = await conn.execute(
+        """
+        SELECT id, task_id, needs_inference, payload FROM jobs
+        WHERE status = 'queued' AND (NOT needs_inference OR %s)
+        ORDER BY created_at, id
+        LIMIT 1
+        FOR UPDATE SKIP LOCKED
+        """,
+        (inference_node is not None,),
+    )
+    job = await cursor.fetchone()
+    if job is None:
+        return None
+    node = inference_node if job["needs_inference"] else plain_node
+    assert node is not None
+    cursor = await conn.execute(
+        """
+        UPDATE jobs
+        SET status = 'running', attempt = attempt + 1, node_id = %(node)s,
+            lease_id = gen_random_uuid(), lease_owner = %(owner)s,
+            lease_expires_at = now() + make_interval(secs => %(lease)s),
+            started_at = now(), ended_at = NULL, result = NULL, error = NULL, updated_at = now()
+        WHERE id = %(id)s AND status = 'queued'
+        RETURNING attempt, lease_id
+        """,
+        {"node": node.node_id, "owner": owner, "lease": lease_seconds, "id": job["id"]},
+    )
+    claimed = await cursor.fetchone()
+    if claimed is None:
+        return None
+    await conn.execute(
+        "UPDATE tasks SET status = 'running', updated_at = now() WHERE id = %s AND status = 'queued'",
+        (job["task_id"],),
+    )
+    return ClaimedJob(
+        job_id=job["id"],
+        task_id=job["task_id"],
+        attempt=claimed["attempt"],
+        lease_id=claimed["lease_id"],
+        node=node,
+        payload=job["payload"],
+    )
+
+
+async def _follow_with_task(conn: Connection, task_id: uuid.UUID, job_status: str) -> None:
+    """Give the task the status its (only) job just took; a terminal task status never changes."""
+    await conn.execute(
+        """
+        UPDATE tasks SET status = %s, updated_at = now()
+        WHERE id = %s AND status IN ('queued', 'running')
+        """,
+        (job_status, task_id),
+    )
+
+
+async def finish_attempt(
+    conn: Connection,
+    job_id: uuid.UUID,
+    attempt: int,
+    *,
+    status: EndStatus,
+    result: dict[str, Any],
+    error: str | None = None,
+) -> bool:
+    """Record how ``attempt`` ended; False (and nothing written) when the attempt is no longer current.
+
+    Must run inside a transaction.
+    """
+    cursor = await conn.execute(
+        """
+        UPDATE jobs
+        SET status = %(status)s, result = %(result)s, error = %(error)s, ended_at = now(), updated_at = now(),
+            lease_id = NULL, lease_owner = NULL, lease_expires_at = NULL
+        WHERE id = %(id)s AND attempt = %(attempt)s AND status = 'running'
+        RETURNING task_id
+        """,
+        {"status": status, "result": Jsonb(result), "error": error, "id": job_id, "attempt": attempt},
+    )
+    row = await cursor.fetchone()
+    if row is None:
+        return False
+    await _follow_with_task(conn, row["task_id"], status)
+    return True
+
+
+async def requeue_or_fail(conn: Connection, job_id: uuid.UUID, attempt: int, reason: str) -> str | None:
+    """Give up ``attempt``: queue the job again while attempts remain, else fail it with ``reason``.
+
+    Returns the job's new status (``queued`` or ``failed``), or None when the attempt was no longer
+    current. Must run inside a transaction.
+    """
+    cursor = await conn.execute(
+        """
+        UPDATE jobs
+        SET status = CASE WHEN attempt < max_attempts THEN 'queued' ELSE 'failed' END,
+            result = CASE WHEN attempt < max_attempts THEN NULL ELSE %(result)s END,
+            ended_at = CASE WHEN attempt < max_attempts THEN NULL ELSE now() END,
+            error = %(reason)s, updated_at = now(),
+            lease_id = NULL, lease_owner = NULL, lease_expires_at = NULL
+        WHERE id = %(id)s AND attempt = %(attempt)s AND status = 'running'
+        RETURNING task_id, status
+        """,
+        {"result": Jsonb(dispatch_error_result(reason)), "reason": reason, "id": job_id, "attempt": attempt},
+    )
+    row = await cursor.fetchone()
+    if row is None:
+        return None
+    status: str = row["status"]
+    await _follow_with_task(conn, row["task_id"], status)
+    return status

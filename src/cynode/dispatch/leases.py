@@ -1,0 +1,23 @@
+"""Keeping a claimed job's lease alive while its Worker API call is in flight.
+
+A lease that cannot be renewed means the job is no longer this dispatcher's to run: it was
+canceled, or the reaper gave it to another attempt. The keeper then stops the attempt on its node.
+"""
+
+from __future__ import annotations
+
+from cynode.dispatch.claims import ClaimedJob
+from cynode.tasks.repository import Connection
+
+
+async def renew_lease(conn: Connection, job: ClaimedJob, lease_seconds: float) -> bool:
+    """Extend the lease of a running attempt; False when the job was canceled, reaped or reclaimed."""
+    cursor = await conn.execute(
+        """
+        UPDATE jobs SET lease_expires_at = now() + make_interval(secs => %s), updated_at = now()
+        WHERE id = %s AND attempt = %s AND lease_id = %s AND status = 'running'
+        RETURNING 1
+        """,
+        (lease_seconds, job.job_id, job.attempt, job.lease_id),
+    )
+    return await cursor.fetchone() is not None

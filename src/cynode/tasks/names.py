@@ -1,0 +1,45 @@
+"""Task names: lowercase words joined by single dashes, unique per user through ``-2``, ``-3`` suffixes.
+
+A name the user gives is normalized; without one the name is made from the first words of the
+prompt. Names are how users refer to tasks besides their UUID (``GET /v1/tasks/{name}``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection
+
+_NOT_NAME_CHARS = re.compile(r"[^a-z0-9]+")
+_SUFFIX = re.compile(r"^-([0-9]+)$")
+# Short enough to read in a listing and to leave room for a uniqueness suffix.
+MAX_NAME_CHARS = 60
+PROMPT_NAME_WORDS = 5
+FALLBACK_NAME = "task"
+
+
+def normalize_name(text: str) -> str:
+    """``text`` lowercased, every run of other characters turned into one dash, cut at a word end."""
+    name = _NOT_NAME_CHARS.sub("-", text.lower()).strip("-")
+    if len(name) > MAX_NAME_CHARS:
+        cut = name[:MAX_NAME_CHARS]
+        # Cut at the last complete word unless that would leave almost nothing.
+        name = cut.rsplit("-", 1)[0] if "-" in cut[MAX_NAME_CHARS // 2 :] else cut
+        name = name.strip("-")
+    return name
+
+
+def name_from_prompt(prompt: str) -> str:
+    """A default name: the prompt's first few words, normalized (``task`` when none remain)."""
+    words = _NOT_NAME_CHARS.sub(" ", prompt.lower()).split()
+    return normalize_name(" ".join(words[:PROMPT_NAME_WORDS])) or FALLBACK_NAME
+
+
+def unique_name(base: str, taken: Collection[str]) -> str:
+    """``base`` if free, else ``base-N`` with the smallest N >= 2 not in ``taken``."""
+    if base not in taken:
+        return base
+    used = {int(match[1]) for name in taken if name.startswith(base) and (match := _SUFFIX.match(name[len(base) :]))}
+    suffix = 2
+    while suffix in used:
+        suffix += 1
+    return f"{base}-{suffix}"

@@ -1,0 +1,246 @@
+"""Plain SQL over ``tasks``, ``jobs`` (as the gateway sees them), ``task_artifacts`` and ``projects``.
+
+Every function takes a connection so callers decide the transaction. Reads are always scoped to
+the owning user: a task of someone else is simply not found.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from psycopg import AsyncConnection
+from psycopg.rows import DictRow
+from psycopg.types.json import Jsonb
+
+Connection = AsyncConnection[DictRow]
+
+ACTIVE_STATUSES = ("queued", "running")
+DEFAULT_PROJECT_NAME = "Default Project"
+
+
+@dataclass(frozen=True)
+class TaskRow:
+    id: uuid.UUID
+    status: str
+    task_name: str
+    prompt: str
+    summary: str | None
+    created_at: datetime
+    updated_at: datetime
+    attachments: list[str]
+
+
+@dataclass(frozen=True)
+class JobRow:
+    id: uuid.UUID
+    status: str
+    node_slug: str | None
+    attempt: int
+    started_at: datetime | None
+    ended_at: datetime | None
+    result: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
+class PageAfter:
+    """Keyset position: the last task of the previous page in (created_at DESC, id DESC) order."""
+
+    created_at: datetime
+    id: uuid.UUID
+
+
+_TASK_COLUMNS = """
+    t.id, t.status, t.task_name, t.prompt, t.summary, t.created_at, t.updated_at,
+    COALESCE((SELECT array_agg(a.path ORDER BY a.created_at, a.path) FROM task_artifacts a WHERE a.task_id = t.id),
+             '{}') AS attachments
+"""
+
+
+def _task(row: DictRow) -> TaskRow:
+    return TaskRow(**row)
+
+
+async def ensure_default_project(conn: Connection, user_id: uuid.UUID) -> uuid.UUID:
+    """The user's default project (slug ``default-<user id>``), created on first use."""
+    slug = f"default-{user_id}"
+    await conn.execute(
+        """
+        INSERT INTO projects (slug, display_name, owner_id) VALUES (%s, %s, %s)
+        ON CONFLICT (slug) DO NOTHING
+        """,
+        (slug, DEFAULT_PROJECT_NAME, user_id),
+    )
+    cursor = await conn.execute("SELECT id FROM projects WHERE slug = %s", (slug,))
+    row = await cursor.fetchone()
+    if row is None:
+        raise LookupError(f"default project {slug} vanished")
+    project_id: uuid.UUID = row["id"]
+    return project_id
+
+
+async def project_usable_by(conn: Connection, project_id: uuid.UUID, user_id: uuid.UUID) -> bool:
+    """The project exists, is active, and is the user's own or shared (no owner)."""
+    cursor = await conn.execute(
+        "SELECT 1 FROM projects WHERE id = %s AND is_active AND (owner_id IS NULL OR owner_id = %s)",
+        (project_id, user_id),
+    )
+    return await cursor.fetchone() is not None
+
+
+async def names_like(conn: Connection, user_id: uuid.UUID, base: str) -> set[str]:
+    """The user's task names that are ``base`` or ``base-<digits>``."""
+    cursor = await conn.execute(
+        """
+        SELECT task_name FROM tasks
+        WHERE created_by = %(user)s
+          AND (task_name = %(base)s
+               OR (starts_with(task_name, %(base)s || '-')
+                   AND substr(task_name, length(%(base)s) + 2) ~ '^[0-9]+$'))
+        """,
+        {"user": user_id, "base": base},
+    )
+    return {row["task_name"] for row in await cursor.fetchall()}
+
+
+async def insert_task(
+    conn: Connection,
+    *,
+    user_id: uuid.UUID,
+    project_id: uuid.UUID,
+    task_name: str,
+    prompt: str,
+    input_mode: str,
+    use_inference: bool,
+) -> uuid.UUID:
+    cursor = await conn.execute(
+        """
+        INSERT INTO tasks (created_by, project_id, task_name, prompt, input_mode, use_inference)
+        VALUES (%s, %s, %s, %s, %s, %s) RETURNING id
+        """,
+        (user_id, project_id, task_name, prompt, input_mode, use_inference),
+    )
+    row = await cursor.fetchone()
+    assert row is not None
+    task_id: uuid.UUID = row["id"]
+    return task_id
+
+
+async def insert_attachments(conn: Connection, task_id: uuid.UUID, paths: list[str]) -> None:
+    async with conn.cursor() as cursor:
+        await cursor.executemany(
+            "INSERT INTO task_artifacts (task_id, path) VALUES (%s, %s) ON CONFLICT (task_id, path) DO NOTHING",
+            [(task_id, path) for path in paths],
+        )
+
+
+async def insert_job(
+    conn: Connection, task_id: uuid.UUID, payload: dict[str, Any], *, needs_inference: bool
+) -> uuid.UUID:
+    cursor = await conn.execute(
+        "INSERT INTO jobs (task_id, payload, needs_inference) VALUES (%s, %s, %s) RETURNING id",
+        (task_id, Jsonb(payload), needs_inference),
+    )
+    row = await cursor.fetchone()
+    assert row is not None
+    job_id: uuid.UUID = row["id"]
+    return job_id
+
+
+async def get_task(conn: Connection, user_id: uuid.UUID, task_id: uuid.UUID) -> TaskRow | None:
+    cursor = await conn.execute(
+        f"SELECT {_TASK_COLUMNS} FROM tasks t WHERE t.id = %s AND t.created_by = %s",  # noqa: S608
+        (task_id, user_id),
+    )
+    row = await cursor.fetchone()
+    return None if row is None else _task(row)
+
+
+async def find_task(conn: Connection, user_id: uuid.UUID, reference: str) -> TaskRow | None:
+    """The user's task whose id (when ``reference`` is a UUID) or name is ``reference``; the id wins."""
+    try:
+        as_id: uuid.UUID | None = uuid.UUID(reference)
+    except ValueError:
+        as_id = None
+    cursor = await conn.execute(
+        f"""
+        SELECT {_TASK_COLUMNS} FROM tasks t
+        WHERE t.created_by = %(user)s AND (t.task_name = %(ref)s OR t.id = %(id)s)
+        ORDER BY t.id IS NOT DISTINCT FROM %(id)s DESC
+        LIMIT 1
+        """,  # noqa: S608
+        {"user": user_id, "ref": reference, "id": as_id},
+    )
+    row = await cursor.fetchone()
+    return None if row is None else _task(row)
+
+
+async def list_tasks(
+    conn: Connection, user_id: uuid.UUID, *, status: str | None, after: PageAfter | None, limit: int
+) -> list[TaskRow]:
+    """Up to ``limit`` of the user's tasks, newest first, filtered by ``status`` before paging."""
+    cursor = await conn.execute(
+        f"""
+        SELECT {_TASK_COLUMNS} FROM tasks t
+        WHERE t.created_by = %(user)s
+          AND (%(status)s::text IS NULL OR t.status = %(status)s)
+          AND (%(after_at)s::timestamptz IS NULL OR (t.created_at, t.id) < (%(after_at)s, %(after_id)s::uuid))
+        ORDER BY t.created_at DESC, t.id DESC
+        LIMIT %(limit)s
+        """,  # noqa: S608
+        {
+            "user": user_id,
+            "status": status,
+            "after_at": after.created_at if after else None,
+            "after_id": after.id if after else None,
+            "limit": limit,
+        },
+    )
+    return [_task(row) for row in await cursor.fetchall()]
+
+
+async def task_jobs(conn: Connection, task_id: uuid.UUID) -> list[JobRow]:
+    """The task's jobs in creation order, with the slug of the node each last ran on."""
+    cursor = await conn.execute(
+        """
+        SELECT j.id, j.status, n.node_slug, j.attempt, j.started_at, j.ended_at, j.result
+        FROM jobs j LEFT JOIN nodes n ON n.id = j.node_id
+        WHERE j.task_id = %s
+        ORDER BY j.created_at, j.id
+        """,
+        (task_id,),
+    )
+    return [JobRow(**row) for row in await cursor.fetchall()]
+
+
+async def cancel_task(conn: Connection, task_id: uuid.UUID) -> bool:
+    """Mark a queued or running task and its unfinished jobs ``canceled``; False when already terminal.
+
+    Must run in a transaction. A running job's row change fires the ``cynode_job_canceled``
+    notification (see sql/0004), on which the orchestrator holding its lease kills the container.
+    Rows are locked jobs first, then the task: the order every dispatcher transaction uses too, so
+    a cancel racing a claim or a result waits instead of deadlocking.
+    """
+    await conn.execute("SELECT id FROM jobs WHERE task_id = %s ORDER BY id FOR UPDATE", (task_id,))
+    cursor = await conn.execute(
+        """
+        UPDATE tasks SET status = 'canceled', updated_at = now()
+        WHERE id = %s AND status IN ('queued', 'running')
+        RETURNING id
+        """,
+        (task_id,),
+    )
+    if await cursor.fetchone() is None:
+        return False
+    await conn.execute(
+        """
+        UPDATE jobs
+        SET status = 'canceled', ended_at = now(), updated_at = now(),
+            lease_id = NULL, lease_owner = NULL, lease_expires_at = NULL
+        WHERE task_id = %s AND status IN ('queued', 'running')
+        """,
+        (task_id,),
+    )
+    return True
