@@ -34,6 +34,7 @@ import psycopg
 from cynode.context import LocalWorker, OrchestratorContext
 from cynode.contracts.codec import PayloadError, convert, to_json_object
 from cynode.contracts.worker import RunJobRequest, SandboxSpec
+from cynode.crypto import SecretBox
 from cynode.db.pool import Pool
 from cynode.dispatch import claims, leases, reaper
 from cynode.dispatch.claims import ClaimedJob
@@ -280,9 +281,9 @@ class Dispatcher:
 class NodesSource:
     """The dispatchable nodes as the dispatcher sees them (bearer tokens stay sealed until used)."""
 
-    def __init__(self, ctx: OrchestratorContext) -> None:
-        self._secret_box = ctx.secret_box
-        self._grace = ctx.settings.nodes.heartbeat_grace_seconds
+    def __init__(self, secret_box: SecretBox, heartbeat_grace_seconds: int) -> None:
+        self._secret_box = secret_box
+        self._grace = heartbeat_grace_seconds
 
     async def __call__(self, conn: Connection) -> list[DispatchableNode]:
         return await dispatchable_nodes(conn, self._secret_box, self._grace)
@@ -294,4 +295,5 @@ async def run_dispatcher(ctx: OrchestratorContext, local_worker: LocalWorker | N
     timeout = httpx.Timeout(settings.worker_call_timeout_seconds, connect=settings.worker_connect_timeout_seconds)
     async with httpx.AsyncClient(timeout=timeout, trust_env=False, follow_redirects=False) as http:
         clients = WorkerClients(HttpWorkerClient(http, settings), local_worker)
-        await Dispatcher(ctx.pool, clients, NodesSource(ctx), settings).run()
+        nodes = NodesSource(ctx.secret_box, ctx.settings.nodes.heartbeat_grace_seconds)
+        await Dispatcher(ctx.pool, clients, nodes, settings).run()

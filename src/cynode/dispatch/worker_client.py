@@ -16,7 +16,7 @@ from typing import Protocol
 import httpx
 
 from cynode.context import LocalWorker
-from cynode.contracts.codec import PayloadError, decode, encode
+from cynode.contracts.codec import PayloadError, decode, encode, to_json_object
 from cynode.contracts.worker import CancelJobResponse, RunJobRequest, RunJobResponse
 from cynode.dispatch.settings import DispatchSettings
 from cynode.http.problems import ProblemError
@@ -94,7 +94,10 @@ class HttpWorkerClient:
         raise AssertionError("unreachable: the loop returns or raises")
 
     async def run_job(self, node: DispatchableNode, request: RunJobRequest) -> RunJobResponse:
-        response = await self._post(node, RUN_JOB_PATH, encode(request))
+        body = to_json_object(request)
+        # Sent even when 1 (which the contract would omit): the fencing token belongs in every call.
+        body["attempt"] = request.attempt
+        response = await self._post(node, RUN_JOB_PATH, encode(body))
         if response.status_code != HTTPStatus.OK:
             raise _refused(response.status_code, _problem_detail(response))
         try:

@@ -1,0 +1,244 @@
+"""The dispatcher against scripted Worker APIs over real HTTP, driven on the test's event loop.
+
+Short leases and polls (``FAST_DISPATCH``) let lease expiry and requeueing play out in seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from http import HTTPStatus
+from typing import Any
+
+from cynode.dispatch import claims
+from cynode.dispatch.runner import NodesSource
+from tests.fixtures.tasks import FAST_DISPATCH, DispatchWorld, FakeWorker, echo_job, eventually
+
+
+def refusing(status: int, detail: str) -> Any:
+    def behaviour(_: dict[str, Any]) -> tuple[int, Any]:
+        return status, {"type": "about:blank", "title": "refused", "status": status, "detail": detail}
+
+    return behaviour
+
+
+async def test_job_runs_on_the_node_with_its_token_and_the_result_is_stored_as_an_object(
+    dispatch_world: DispatchWorld,
+) -> None:
+    fake = FakeWorker().start()
+    try:
+        await dispatch_world.fake_node(fake, "fake-a")
+        dispatch_world.start(dispatch_world.dispatcher())
+        task_id = await dispatch_world.create("echo hi")
+
+        job = await dispatch_world.wait_job(task_id)
+    finally:
+        fake.stop()
+
+    assert (job["status"], job["task_status"], job["attempt"]) == ("completed", "completed", 1)
+    assert fake.paths == ["/v1/worker/jobs:run"]
+    assert fake.authorizations == [f"Bearer {fake.token}"]
+    [sent] = fake.runs
+    assert sent["version"] == 1
+    assert sent["attempt"] == 1
+    assert sent["task_id"] == str(task_id)
+    assert sent["sandbox"]["command"] == ["sh", "-c", "echo hi"]
+    assert job["result"]["stdout"] == f"ran {job['id']} attempt 1\n"
+    assert job["result"]["exit_code"] == 0
+    assert job["lease_id"] is None
+
+
+async def test_worker_refusal_fails_the_job_with_a_dispatch_error_and_no_token(dispatch_world: DispatchWorld) -> None:
+    fake = FakeWorker(behaviour=refusing(HTTPStatus.BAD_REQUEST, "image not allowed")).start()
+    try:
+        await dispatch_world.fake_node(fake)
+        dispatch_world.start(dispatch_world.dispatcher())
+        task_id = await dispatch_world.create("true")
+        job = await dispatch_world.wait_job(task_id)
+    finally:
+        fake.stop()
+
+    assert (job["status"], job["task_status"]) == ("failed", "failed")
+    assert job["result"] == {
+        "version": 1,
+        "status": "failed",
+        "exit_code": -1,
+        "error": "worker api returned 400: image not allowed",
+    }
+    assert fake.token is not None
+    assert fake.token not in json.dumps(job["result"]) + str(job["error"])
+
+
+async def test_unusable_answer_fails_the_job(dispatch_world: DispatchWorld) -> None:
+    fake = FakeWorker(behaviour=lambda _: (HTTPStatus.OK, b'{"version": 1, "status": "completed"}')).start()
+    try:
+        await dispatch_world.fake_node(fake)
+        dispatch_world.start(dispatch_world.dispatcher())
+        task_id = await dispatch_world.create("true")
+        job = await dispatch_world.wait_job(task_id)
+    finally:
+        fake.stop()
+
+    assert job["status"] == "failed"
+    assert job["result"]["error"].startswith("worker api returned an invalid response: Object missing required field")
+
+
+async def test_unreachable_worker_is_retried_then_the_job_fails(dispatch_world: DispatchWorld) -> None:
+    fake = FakeWorker().start()
+    base_url = fake.base_url
+    fake.stop()  # nothing listens on its port any more
+    await dispatch_world.node("gone", base_url, "token-gone")
+    dispatch_world.start(dispatch_world.dispatcher())
+    task_id = await dispatch_world.create("true")
+
+    job = await dispatch_world.wait_job(task_id)
+
+    assert job["status"] == "failed"
+    assert job["result"]["error"].startswith(
+        f"worker api unreachable after {FAST_DISPATCH.transport_attempts} attempts"
+    )
+
+
+async def test_busy_node_gets_the_job_again_until_attempts_run_out(dispatch_world: DispatchWorld) -> None:
+    fake = FakeWorker(behaviour=refusing(HTTPStatus.TOO_MANY_REQUESTS, "all 2 sandbox slots are busy")).start()
+    try:
+        await dispatch_world.fake_node(fake)
+        dispatch_world.start(dispatch_world.dispatcher())
+        task_id = await dispatch_world.create("true")
+        job = await dispatch_world.wait_job(task_id)
+    finally:
+        fake.stop()
+
+    assert [run["attempt"] for run in fake.runs] == [1, 2, 3]
+    assert (job["status"], job["attempt"]) == ("failed", 3)
+    assert job["result"]["error"] == "worker api returned 429: all 2 sandbox slots are busy"
+
+
+async def test_two_dispatchers_run_every_job_exactly_once_within_node_capacity(dispatch_world: DispatchWorld) -> None:
+    fakes = [FakeWorker(delay=0.05).start() for _ in range(2)]
+    try:
+        for index, fake in enumerate(fakes):
+            await dispatch_world.fake_node(fake, f"fake-{index}", max_concurrency=2)
+        task_ids = [await dispatch_world.create(f"echo {index}") for index in range(30)]
+        dispatch_world.start(dispatch_world.dispatcher(owner="dispatcher-a"))
+        dispatch_world.start(dispatch_world.dispatcher(owner="dispatcher-b"))
+        jobs = [await dispatch_world.wait_job(task_id) for task_id in task_ids]
+    finally:
+        for fake in fakes:
+            fake.stop()
+
+    run_ids = [job_id for fake in fakes for job_id in fake.run_ids()]
+    assert sorted(run_ids) == sorted(str(job["id"]) for job in jobs)
+    assert {(job["status"], job["attempt"]) for job in jobs} == {("completed", 1)}
+    assert all(fake.max_in_flight <= 2 for fake in fakes)
+
+
+async def test_job_needing_inference_waits_for_a_node_running_inference(dispatch_world: DispatchWorld) -> None:
+    plain = FakeWorker().start()
+    inference = FakeWorker().start()
+    try:
+        await dispatch_world.fake_node(plain, "plain", inference_running=False)
+        dispatch_world.start(dispatch_world.dispatcher())
+        task_id = await dispatch_world.create("echo $INFERENCE_PROXY_URL", use_inference=True)
+        await asyncio.sleep(3 * FAST_DISPATCH.safety_poll_seconds)
+        assert (await dispatch_world.job(task_id))["status"] == "queued"
+
+        await dispatch_world.fake_node(inference, "inference", inference_running=True)
+        job = await dispatch_world.wait_job(task_id)
+    finally:
+        plain.stop()
+        inference.stop()
+
+    assert job["status"] == "completed"
+    assert plain.runs == []
+    assert [run["sandbox"]["use_inference"] for run in inference.runs] == [True]
+
+
+async def test_expired_lease_is_requeued_and_the_stale_attempt_cannot_write(dispatch_world: DispatchWorld) -> None:
+    fake = FakeWorker().start()
+    try:
+        await dispatch_world.fake_node(fake, "fake-lease")
+        task_id = await dispatch_world.create("echo once")
+        # An orchestrator claims the job and dies before its Worker API call.
+        async with dispatch_world.pool.connection() as conn, conn.transaction():
+            nodes = await NodesSource(dispatch_world.secret_box, 90)(conn)
+            stale = await claims.claim_next(conn, nodes, owner="dead-orchestrator", lease_seconds=1)
+        assert stale is not None
+        assert stale.attempt == 1
+        assert (await dispatch_world.job(task_id))["task_status"] == "running"
+
+        dispatch_world.start(dispatch_world.dispatcher(owner="survivor"))
+        job = await dispatch_world.wait_job(task_id)
+        async with dispatch_world.pool.connection() as conn, conn.transaction():
+            stale_written = await claims.finish_attempt(
+                conn, stale.job_id, stale.attempt, status="failed", result={"stdout": "stale"}
+            )
+    finally:
+        fake.stop()
+
+    assert stale_written is False
+    assert fake.cancels == [str(stale.job_id)]  # the stale attempt is stopped on its node first
+    assert [run["attempt"] for run in fake.runs] == [2]
+    assert (job["status"], job["task_status"], job["attempt"]) == ("completed", "completed", 2)
+    assert job["result"]["stdout"] == f"ran {stale.job_id} attempt 2\n"
+    assert job["lease_owner"] is None
+
+
+async def test_expired_lease_on_the_last_attempt_fails_the_job(dispatch_world: DispatchWorld) -> None:
+    fake = FakeWorker().start()
+    try:
+        await dispatch_world.fake_node(fake)
+        task_id = await dispatch_world.create("echo once")
+        async with dispatch_world.pool.connection() as conn, conn.transaction():
+            await conn.execute("UPDATE jobs SET max_attempts = 1 WHERE task_id = %s", (task_id,))
+            nodes = await NodesSource(dispatch_world.secret_box, 90)(conn)
+            assert await claims.claim_next(conn, nodes, owner="dead-orchestrator", lease_seconds=0.5) is not None
+        dispatch_world.start(dispatch_world.dispatcher())
+        job = await dispatch_world.wait_job(task_id)
+    finally:
+        fake.stop()
+
+    assert (job["status"], job["task_status"]) == ("failed", "failed")
+    assert job["result"]["error"] == "lease of attempt 1 expired"
+    assert fake.runs == []
+
+
+async def test_cancel_reaches_the_node_and_the_late_result_is_discarded(dispatch_world: DispatchWorld) -> None:
+    fake = FakeWorker(delay=2.0).start()
+    try:
+        await dispatch_world.fake_node(fake)
+        dispatch_world.start(dispatch_world.dispatcher())
+        task_id = await dispatch_world.create("sleep 300")
+        await dispatch_world.wait_job(task_id, {"running"})
+        await eventually(lambda: bool(fake.runs))
+
+        canceled = await dispatch_world.tasks.cancel(dispatch_world.user, str(task_id))
+        assert (canceled.canceled, canceled.status) == (True, "canceled")
+        await eventually(lambda: bool(fake.cancels))
+        await asyncio.sleep(2.5)  # the worker's (late) answer has arrived by now
+        job = await dispatch_world.job(task_id)
+    finally:
+        fake.stop()
+
+    # Sent on the cancel notification, and again when the lease renewal finds the job gone.
+    assert set(fake.cancels) == {str(job["id"])}
+    assert (job["status"], job["task_status"], job["result"]) == ("canceled", "canceled", None)
+
+
+async def test_missed_notifications_are_caught_by_the_safety_poll(dispatch_world: DispatchWorld) -> None:
+    fake = FakeWorker(behaviour=echo_job).start()
+    try:
+        await dispatch_world.fake_node(fake)
+        dispatcher = dispatch_world.dispatcher()
+        dispatch_world.start(dispatcher)
+        await asyncio.sleep(0.3)
+        # A job queued without any notification (as if the listener was reconnecting).
+        async with dispatch_world.pool.connection() as conn:
+            await conn.execute("ALTER TABLE jobs DISABLE TRIGGER jobs_queued_notify")
+            task_id = await dispatch_world.create("true")
+            await conn.execute("ALTER TABLE jobs ENABLE TRIGGER jobs_queued_notify")
+        job = await dispatch_world.wait_job(task_id, within=5)
+    finally:
+        fake.stop()
+
+    assert job["status"] == "completed"
