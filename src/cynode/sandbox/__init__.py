@@ -6,6 +6,7 @@ after ``sweep_orphans()`` has cleared containers a previous run left behind.
 """
 
 from cynode.sandbox.executor import (
+    InferenceProxyServer,
     JobAlreadyRunningError,
     JobOutcome,
     JobSpec,
@@ -20,6 +21,7 @@ from cynode.sandbox.settings import DEFAULT_SANDBOX_IMAGE, SandboxSettings
 __all__ = [
     "DEFAULT_SANDBOX_IMAGE",
     "CapturedOutput",
+    "InferenceProxyServer",
     "JobAlreadyRunningError",
     "JobOutcome",
     "JobSpec",

@@ -7,6 +7,11 @@ slots, timeouts and cancellation (both kill the container), output capture and t
 containers a previous run of this node left behind. Every container carries labels naming the
 owning node, task, job and attempt.
 
+A job that uses inference (``JobSpec.inference_proxy``) also gets a per-job ``run`` host directory
+mounted at ``/run/cynode``: the caller's proxy serves a Unix socket there for the job's lifetime,
+the socket is handed to the sandbox user, and ``INFERENCE_PROXY_URL`` (an ``http+unix://`` URL of
+the container-side path) is set after every other variable. The container keeps ``--network none``.
+
 Output is read back through the podman API after the container has stopped, one stream at a time,
 and the read stops at the output limit. Following the log while the job runs is not used: podman
 4.3 ends a follow when the container exits and drops lines it has not sent yet.
@@ -16,13 +21,15 @@ All methods block; the Worker API calls them from worker threads.
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import logging
 import os
 import shutil
 import threading
 import uuid
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,6 +39,7 @@ from typing import Any, Literal
 from podman import PodmanClient
 from podman.errors import APIError, NotFound
 
+from cynode.inference.upstream import unix_socket_url
 from cynode.sandbox.output import CapturedOutput, OutputCapture
 from cynode.sandbox.settings import SandboxSettings
 
@@ -44,8 +52,15 @@ LABEL_ATTEMPT = "io.cynode.sandbox.attempt"
 
 WORKSPACE_DIR = "/workspace"
 JOB_DIR = "/job"
+RUN_DIR = "/run/cynode"
+INFERENCE_SOCKET_NAME = "inference.sock"
+INFERENCE_PROXY_ENV = "INFERENCE_PROXY_URL"
+INFERENCE_PROXY_URL = unix_socket_url(f"{RUN_DIR}/{INFERENCE_SOCKET_NAME}")
 # Set after the request's env so a job can never forge its own identity or workspace.
 RESERVED_ENV = ("CYNODE_TASK_ID", "CYNODE_JOB_ID", "CYNODE_WORKSPACE_DIR")
+
+InferenceProxyServer = Callable[[Path], AbstractContextManager[object]]
+"""Serves a job's inference proxy on a Unix socket at the given host path while the context is open."""
 
 NOT_RUN_EXIT_CODE = -1
 _MIB = 1024 * 1024
@@ -83,6 +98,16 @@ class JobSpec:
     timeout_seconds: int
     attempt: int = 1
     job_spec_json: str | None = None
+    inference_proxy: InferenceProxyServer | None = None
+
+
+@dataclass(frozen=True)
+class JobDirs:
+    """A job's host directories; ``run`` (mounted at ``/run/cynode``) only for inference jobs."""
+
+    workspace: Path
+    job: Path
+    run: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -231,19 +256,20 @@ class SandboxExecutor:
     def job_root(self, job_id: str) -> Path:
         return self.settings.mount_root / job_id
 
-    def _prepare_dirs(self, spec: JobSpec) -> tuple[Path, Path]:
+    def _prepare_dirs(self, spec: JobSpec) -> JobDirs:
         root = self.job_root(spec.job_id)
         # A leftover from an earlier attempt must not leak into this one.
         shutil.rmtree(root, ignore_errors=True)
         root.mkdir(parents=True, mode=0o700)
-        workspace, job_dir = root / "workspace", root / "job"
-        for directory in (workspace, job_dir):
+        dirs = JobDirs(root / "workspace", root / "job", root / "run" if spec.inference_proxy else None)
+        created = [directory for directory in (dirs.workspace, dirs.job, dirs.run) if directory is not None]
+        for directory in created:
             directory.mkdir(mode=0o700)
         if spec.job_spec_json is not None:
-            (job_dir / "job.json").write_text(spec.job_spec_json, encoding="utf-8")
-        for path in (workspace, job_dir, *job_dir.iterdir()):
+            (dirs.job / "job.json").write_text(spec.job_spec_json, encoding="utf-8")
+        for path in (*created, *dirs.job.iterdir()):
             self._hand_to_sandbox_user(path)
-        return workspace, job_dir
+        return dirs
 
     def _hand_to_sandbox_user(self, path: Path) -> None:
         if os.geteuid() == 0:
@@ -273,11 +299,18 @@ class SandboxExecutor:
 
     # Containers ------------------------------------------------------------------------------
 
-    def _container_args(self, spec: JobSpec, workspace: Path, job_dir: Path) -> dict[str, Any]:
+    def _container_args(self, spec: JobSpec, dirs: JobDirs) -> dict[str, Any]:
         limits = self.settings.resources
         ulimits = self.settings.ulimits
         env = dict(spec.env)
         env.update(zip(RESERVED_ENV, (spec.task_id, spec.job_id, WORKSPACE_DIR), strict=True))
+        mounts = [
+            {"type": "bind", "source": str(dirs.workspace), "target": WORKSPACE_DIR, "relabel": "Z"},
+            {"type": "bind", "source": str(dirs.job), "target": JOB_DIR, "relabel": "Z"},
+        ]
+        if dirs.run is not None:
+            env[INFERENCE_PROXY_ENV] = INFERENCE_PROXY_URL
+            mounts.append({"type": "bind", "source": str(dirs.run), "target": RUN_DIR, "relabel": "Z"})
         args: dict[str, Any] = {
             "image": spec.image,
             "command": list(spec.command),
@@ -294,10 +327,7 @@ class SandboxExecutor:
             "user": self.settings.run_as_user,
             "working_dir": WORKSPACE_DIR,
             "hostname": "sandbox",
-            "mounts": [
-                {"type": "bind", "source": str(workspace), "target": WORKSPACE_DIR, "relabel": "Z"},
-                {"type": "bind", "source": str(job_dir), "target": JOB_DIR, "relabel": "Z"},
-            ],
+            "mounts": mounts,
             # Podman drops its configured defaults once any ulimit is given, so both are always sent.
             "ulimits": [
                 {"Name": "nofile", "Soft": ulimits.nofile, "Hard": ulimits.nofile},
@@ -327,20 +357,37 @@ class SandboxExecutor:
         """Run ``spec`` to completion, timeout or cancellation; the container is always removed."""
         started_at = _now()
         try:
-            workspace, job_dir = self._prepare_dirs(spec)
+            dirs = self._prepare_dirs(spec)
         except OSError as exc:
             return self._not_run(started_at, f"cannot create the job directories: {exc.strerror or exc}")
-        with self._client() as client:
+        # The proxy outlives the container: it is stopped only after the container is removed.
+        with self._client() as client, contextlib.ExitStack() as job_services:
             try:
                 if not client.images.exists(spec.image):
                     return self._not_run(started_at, self._missing_image(spec.image))
-                container = client.containers.create(**self._container_args(spec, workspace, job_dir))
+                if spec.inference_proxy is not None and dirs.run is not None:
+                    problem = self._serve_inference_proxy(job_services, spec.inference_proxy, dirs.run)
+                    if problem is not None:
+                        return self._not_run(started_at, problem)
+                container = client.containers.create(**self._container_args(spec, dirs))
             except APIError as exc:
                 return self._not_run(started_at, f"container create failed: {exc.explanation or exc}")
             try:
                 return self._run_container(client, container, job, spec, started_at)
             finally:
                 self._remove(client, container.id)
+
+    def _serve_inference_proxy(
+        self, job_services: contextlib.ExitStack, proxy: InferenceProxyServer, run_dir: Path
+    ) -> str | None:
+        """Start the job's proxy on its socket and hand the socket to the sandbox user; None on success."""
+        socket_path = run_dir / INFERENCE_SOCKET_NAME
+        try:
+            job_services.enter_context(proxy(socket_path))
+            self._hand_to_sandbox_user(socket_path)
+        except OSError as exc:
+            return f"the job's inference proxy did not start: {exc.strerror or exc}"
+        return None
 
     def _run_container(
         self, client: PodmanClient, container: Any, job: RunningJob, spec: JobSpec, started_at: datetime

@@ -4,6 +4,11 @@ Owns the config the node manager applied (bearer token and orchestrator constrai
 authentication, the request-size and timeout arithmetic, turning a ``RunJobRequest`` into a
 sandbox job (image policy, env rules, concurrency) and its result into a ``RunJobResponse``,
 readiness, and the start/stop order of the sandbox machinery.
+
+Jobs with ``sandbox.use_inference`` get a per-job inference proxy (``cynode.inference.proxy``) in
+front of the node's backend, which the node manager hands over with ``set_inference`` once
+``NodeInference.apply`` succeeded; without a running backend such jobs are refused with 400 (the
+orchestrator sends them only to nodes that report inference running).
 """
 
 from __future__ import annotations
@@ -12,17 +17,24 @@ import asyncio
 import hmac
 import logging
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from http import HTTPStatus
 from pathlib import Path
 
 import anyio
+from anyio.from_thread import run as run_in_loop
 from anyio.to_thread import run_sync
 
 from cynode.contracts.problem import TYPE_UNAVAILABLE
 from cynode.contracts.worker import OutputTruncation, RunJobRequest, RunJobResponse
 from cynode.http.problems import ProblemError
+from cynode.inference.node import NodeInference
+from cynode.inference.proxy import InferenceProxy
+from cynode.inference.upstream import Upstream
 from cynode.sandbox import (
+    InferenceProxyServer,
     JobAlreadyRunningError,
     JobSpec,
     PodmanService,
@@ -73,6 +85,7 @@ class WorkerService:
         self._podman = podman
         self._yaml_max_request_bytes = max_request_bytes
         self._config: AppliedConfig | None = None
+        self._inference: NodeInference | None = None
         self._limiter = anyio.CapacityLimiter(executor.settings.max_concurrency)
         self._probe_lock = asyncio.Lock()
         self._probe: _ProbeResult | None = None
@@ -96,6 +109,15 @@ class WorkerService:
     @property
     def settings(self) -> SandboxSettings:
         return self._executor.settings
+
+    @property
+    def podman_url(self) -> str:
+        """The podman API jobs run through (the node's inference container can use it too)."""
+        return self._podman.url
+
+    def set_inference(self, inference: NodeInference | None) -> None:
+        """The node's inference backend that ``use_inference`` jobs reach through their proxy."""
+        self._inference = inference
 
     # Lifecycle -------------------------------------------------------------------------------
 
@@ -167,8 +189,12 @@ class WorkerService:
 
     def _job_spec(self, request: RunJobRequest) -> JobSpec:
         sandbox = request.sandbox
-        if sandbox.use_inference:
-            raise ProblemError(HTTPStatus.BAD_REQUEST, "sandbox.use_inference is not available on this node")
+        upstream = self._inference.upstream() if self._inference is not None else None
+        if sandbox.use_inference and upstream is None:
+            raise ProblemError(
+                HTTPStatus.BAD_REQUEST,
+                "sandbox.use_inference is not available on this node: no inference backend is running here",
+            )
         if not sandbox.command:
             detail = (
                 "sandbox.command is required (job_spec_json runner jobs are not supported by this node)"
@@ -189,6 +215,7 @@ class WorkerService:
             raise ProblemError(HTTPStatus.BAD_REQUEST, f"image {image} is not allowed by this node's sandbox policy")
         # Both network policies mean "no network" for now, so neither changes the container profile.
         constraint = self._config.max_job_timeout_seconds if self._config else None
+        proxy = self._proxy_server(upstream, request.job_id) if sandbox.use_inference and upstream else None
         return JobSpec(
             task_id=request.task_id,
             job_id=request.job_id,
@@ -198,7 +225,23 @@ class WorkerService:
             env=dict(sandbox.env),
             timeout_seconds=self.settings.effective_timeout(sandbox.timeout_seconds, constraint),
             job_spec_json=sandbox.job_spec_json,
+            inference_proxy=proxy,
         )
+
+    @staticmethod
+    def _proxy_server(upstream: Upstream, job_id: str) -> InferenceProxyServer:
+        """Serves the job's proxy from the worker's event loop; entered from the job's thread."""
+
+        @contextmanager
+        def serve(socket_path: Path) -> Iterator[None]:
+            proxy = InferenceProxy(socket_path, upstream, job_id=job_id)
+            run_in_loop(proxy.start)
+            try:
+                yield
+            finally:
+                run_in_loop(proxy.stop)
+
+        return serve
 
     # Jobs ------------------------------------------------------------------------------------
 

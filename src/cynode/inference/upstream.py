@@ -1,0 +1,57 @@
+"""Talking to an OpenAI-compatible inference API at a base URL, over TCP or a Unix socket.
+
+Owns the ``http+unix://<percent-encoded socket path>`` URL form (the one sandboxes get in
+``INFERENCE_PROXY_URL``, also used for the embedded server's private socket), building an httpx
+client for either form, and the ``/v1/models`` probe every backend is checked with.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import quote, unquote, urlsplit
+
+import httpx
+
+UNIX_SCHEME = "http+unix"
+# The Host header a Unix-socket request carries; the server behind the socket ignores it.
+_UNIX_HOST = "http://localhost"
+PROBE_TIMEOUT_SECONDS = 2.0
+
+
+@dataclass(frozen=True)
+class Upstream:
+    """A backend's base URL and the model it serves when a request names none."""
+
+    base_url: str
+    model: str | None
+
+
+def unix_socket_url(socket_path: str) -> str:
+    """``http+unix://`` URL of a socket path, the whole path percent-encoded into the authority."""
+    return f"{UNIX_SCHEME}://{quote(socket_path, safe='')}"
+
+
+def client_for(base_url: str, *, timeout: float) -> httpx.AsyncClient:
+    """A client whose relative request paths (``/v1/...``) go to ``base_url``.
+
+    Redirects are not followed and no environment proxy or ``.netrc`` credentials are used: the
+    upstream is always node-local.
+    """
+    parts = urlsplit(base_url)
+    if parts.scheme == UNIX_SCHEME:
+        transport = httpx.AsyncHTTPTransport(uds=unquote(parts.netloc))
+        return httpx.AsyncClient(base_url=_UNIX_HOST, transport=transport, timeout=timeout, trust_env=False)
+    return httpx.AsyncClient(base_url=base_url.rstrip("/"), timeout=timeout, trust_env=False)
+
+
+async def available_models(base_url: str) -> list[str] | None:
+    """Model ids ``GET /v1/models`` lists, or None when the API does not answer with them."""
+    try:
+        async with client_for(base_url, timeout=PROBE_TIMEOUT_SECONDS) as client:
+            response = await client.get("/v1/models")
+        if response.status_code != httpx.codes.OK:
+            return None
+        entries = response.json().get("data", [])
+        return [str(entry["id"]) for entry in entries if isinstance(entry, dict) and "id" in entry]
+    except (httpx.HTTPError, ValueError, AttributeError):
+        return None
