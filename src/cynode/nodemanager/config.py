@@ -193,7 +193,8 @@ def _read_yaml(path: Path) -> dict[str, Any]:
 def _decode_path(type_: type, value: Any) -> Any:
     if type_ is Path and isinstance(value, str):
         return Path(value)
-    raise NotImplementedError
+    # msgspec reports a TypeError as a validation error at the value's location.
+    raise TypeError(f"Expected a path, got `{type(value).__name__}`")
 
 
 def _decode(raw: Any, type_: type[T], source: str, prefix: str = "") -> T:
