@@ -131,7 +131,11 @@ async def insert_task(
 async def insert_attachments(conn: Connection, task_id: uuid.UUID, paths: list[str]) -> None:
     async with conn.cursor() as cursor:
         await cursor.executemany(
-            "INSERT INTO task_artifacts (task_id, path) VALUES (%s, %s) ON CONFLICT (task_id, path) DO NOTHING",
+            # clock_timestamp() (not the transaction's now()) keeps the order the user listed them in.
+            """
+            INSERT INTO task_artifacts (task_id, path, created_at) VALUES (%s, %s, clock_timestamp())
+            ON CONFLICT (task_id, path) DO NOTHING
+            """,
             [(task_id, path) for path in paths],
         )
 
