@@ -7,6 +7,7 @@ prompt. Names are how users refer to tasks besides their UUID (``GET /v1/tasks/{
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Collection
 
 _NOT_NAME_CHARS = re.compile(r"[^a-z0-9]+")
@@ -17,9 +18,14 @@ PROMPT_NAME_WORDS = 5
 FALLBACK_NAME = "task"
 
 
+def _ascii_lower(text: str) -> str:
+    # Accented letters keep their base letter (Ü -> u) instead of vanishing.
+    return unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode().lower()
+
+
 def normalize_name(text: str) -> str:
     """``text`` lowercased, every run of other characters turned into one dash, cut at a word end."""
-    name = _NOT_NAME_CHARS.sub("-", text.lower()).strip("-")
+    name = _NOT_NAME_CHARS.sub("-", _ascii_lower(text)).strip("-")
     if len(name) > MAX_NAME_CHARS:
         cut = name[:MAX_NAME_CHARS]
         # Cut at the last complete word unless that would leave almost nothing.
@@ -30,7 +36,7 @@ def normalize_name(text: str) -> str:
 
 def name_from_prompt(prompt: str) -> str:
     """A default name: the prompt's first few words, normalized (``task`` when none remain)."""
-    words = _NOT_NAME_CHARS.sub(" ", prompt.lower()).split()
+    words = _NOT_NAME_CHARS.sub(" ", _ascii_lower(prompt)).split()
     return normalize_name(" ".join(words[:PROMPT_NAME_WORDS])) or FALLBACK_NAME
 
 
