@@ -8,8 +8,10 @@ refused with 413 before anything is forwarded, each request has an overall deadl
 without a ``model`` gets the backend's model, and only content negotiation headers travel in either
 direction (no credentials, no cookies). Responses, streamed ones included, are relayed as they come.
 
-The proxy runs in the worker's event loop (uvicorn's startup and shutdown without its main loop,
-so it neither waits for a tick nor touches signal handlers) and dies with the job.
+The proxy runs in the worker's event loop on uvicorn's protocol machinery, started without uvicorn's
+main loop (no tick to wait for, no signal handlers touched) and stopped by closing its listener
+and connections at once: it is stopped after the job's container is gone, so no client is left to
+wait for, and uvicorn's graceful shutdown would add a fixed 100 ms to every job.
 """
 
 from __future__ import annotations
@@ -43,7 +45,6 @@ ROUTES: dict[str, str] = {
 }
 _FORWARDED_REQUEST_HEADERS = frozenset({b"content-type", b"accept"})
 _FORWARDED_RESPONSE_HEADERS = frozenset({"content-type", "cache-control"})
-_SHUTDOWN_GRACE_SECONDS = 1
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -142,7 +143,6 @@ class InferenceProxy:
             access_log=False,
             server_header=False,
             date_header=False,
-            timeout_graceful_shutdown=_SHUTDOWN_GRACE_SECONDS,
         )
         config.load()
         self._server = uvicorn.Server(config)
@@ -152,8 +152,15 @@ class InferenceProxy:
 
     async def stop(self) -> None:
         server, self._server = self._server, None
-        if server is not None and self._socket is not None:
-            await server.shutdown(sockets=[self._socket])
+        if server is not None:
+            for listener in server.servers:
+                listener.close()
+            for connection in list(server.server_state.connections):
+                connection.shutdown()
+            for task in list(server.server_state.tasks):
+                task.cancel()
+            for listener in server.servers:
+                await listener.wait_closed()
         if self._socket is not None:
             self._socket.close()
             self._socket = None
