@@ -2,7 +2,7 @@
 
 The sandbox mount root must be writable, the container runtime must run a container with the
 full sandbox profile, and the Worker API must answer ``/healthz``. The checks go through a probe
-executor on the same podman API the worker uses, so they test exactly what jobs will need.
+executor on the podman API the worker uses, so they test exactly what jobs will need.
 """
 
 from __future__ import annotations
@@ -10,16 +10,15 @@ from __future__ import annotations
 import httpx
 from anyio.to_thread import run_sync
 
-from cynode.nodemanager.config import NodeConfig
-from cynode.sandbox import PodmanService, SandboxExecutor
+from cynode.sandbox import SandboxExecutor
+from cynode.worker.service import WorkerService
 
 _HEALTH_TIMEOUT_SECONDS = 5.0
 
 
-def _sandbox_problem(node: NodeConfig) -> str | None:
-    podman = PodmanService(node.state_dir, socket_url=node.sandbox.podman_socket)
-    probe = SandboxExecutor(node.sandbox, podman.url, owner=node.slug)
-    return probe.mount_root_problem() or podman.problem() or probe.probe()
+def _sandbox_problem(worker: WorkerService, owner: str) -> str | None:
+    probe = SandboxExecutor(worker.settings, worker.podman_url, owner=owner)
+    return probe.mount_root_problem() or probe.probe()
 
 
 async def _worker_api_problem(worker_api_url: str) -> str | None:
@@ -34,10 +33,13 @@ async def _worker_api_problem(worker_api_url: str) -> str | None:
     return None
 
 
-async def startup_problem(node: NodeConfig, worker_api_url: str) -> str | None:
-    """None when the node may register, else the first failed check in words an operator can act on."""
-    if node.sandbox.mode != "disabled":
-        problem = await run_sync(_sandbox_problem, node)
+async def startup_problem(worker: WorkerService, worker_api_url: str, *, owner: str) -> str | None:
+    """None when the node may register, else the first failed check in words an operator can act on.
+
+    ``owner`` labels the probe container like the node's jobs, so a leftover is swept with them.
+    """
+    if worker.settings.mode != "disabled":
+        problem = await run_sync(_sandbox_problem, worker, owner)
         if problem is not None:
             return problem
     return await _worker_api_problem(worker_api_url)

@@ -137,7 +137,7 @@ class NodeManager:
 
     async def start(self) -> None:
         """Checks, capabilities, registration, config apply and ack; raises NodeStartupError."""
-        problem = await startup_problem(self.node, self._worker_api_url)
+        problem = await startup_problem(self.worker, self._worker_api_url, owner=self.node.slug)
         if problem is not None:
             raise NodeStartupError(f"node start-up check failed: {problem}")
         await self._connect("startup")
@@ -196,6 +196,7 @@ class NodeManager:
             # Inference first: the worker turns ready once it has its token, and a node whose
             # backend cannot start must never look ready.
             await self.inference.apply(config.inference_backend)
+            self.worker.set_inference(self.inference)
             token = config.worker_api.orchestrator_bearer_token if config.worker_api is not None else None
             if not token:
                 raise ValueError("the config carries no worker_api.orchestrator_bearer_token")
@@ -329,7 +330,7 @@ async def run_node_manager(
     ``local_control_plane`` is set when the orchestrator role runs in this process.
     """
     psk = node.psk_source.read(env, settings.data_dir, co_located=local_control_plane is not None)
-    inference = NodeInference(node.inference, node.state_dir)
+    inference = NodeInference(node.inference, node.state_dir, podman_url=worker.podman_url)
     client = control_plane_client(node, local_control_plane)
     manager = NodeManager(
         node,
