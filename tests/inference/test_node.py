@@ -47,7 +47,14 @@ async def test_an_embedded_backend_that_cannot_start_fails_fast(tmp_path: Path) 
         await node.apply(None)
 
 
-@pytest.mark.parametrize("settings", [InferenceSettings(mode="disabled"), InferenceSettings(backend="none")])
+@pytest.mark.parametrize(
+    "settings",
+    [
+        InferenceSettings(mode="disabled"),
+        InferenceSettings(mode="disabled", backend="embedded"),
+        InferenceSettings(backend="none"),
+    ],
+)
 async def test_a_node_that_refuses_inference_refuses_the_instruction(
     tmp_path: Path, settings: InferenceSettings
 ) -> None:
@@ -56,6 +63,7 @@ async def test_a_node_that_refuses_inference_refuses_the_instruction(
     assert not info.running
     assert orchestrator_instruction(info) is None
     await node.apply(None)
+    assert node.upstream() is None
     with pytest.raises(InferenceStartError, match="refuse"):
         await node.apply(InferenceBackend(enabled=True, variant="cpu"))
 

@@ -4,13 +4,17 @@ Owns the choice among the backends (see ``cynode.inference.settings``), what the
 report says about them, and their lifetimes. The node manager calls ``report()`` for every
 capability report, ``apply(config.inference_backend)`` once per config (an
 ``InferenceStartError`` there means: ack ``failed`` with its message and exit non-zero), and
-``stop()`` at shutdown. The Worker API asks ``upstream()`` where the per-job sandbox proxy forwards.
+``stop()`` at shutdown; after a successful ``apply`` it hands this object to the Worker API
+(``WorkerService.set_inference``), which asks ``upstream()`` where each job's sandbox proxy
+forwards. Pass ``podman_url=worker.podman_url`` so an Ollama container runs on the node's podman.
 
-When the embedded backend starts: at the first ``report()``, before registration. The node owns
-that server, so it is up before the orchestrator decides anything, and the report then says
-``existing_service: true, running: true`` with the model alias: the orchestrator's decision table
-(step 1) sends no container instruction. An Ollama container starts only in ``apply()``, on the
-orchestrator's instruction, and only when no other backend serves already (at most one backend).
+When the embedded backend starts: at the first ``report()``, before registration, when the
+settings allow it and no existing service answers. The node owns that server, so it is up before
+the orchestrator decides anything, and the report then says ``existing_service: true, running:
+true`` with the model alias: the orchestrator's decision table (step 1) sends no container
+instruction. Each later report restarts it if it died. An Ollama container starts only in
+``apply()``, on the orchestrator's instruction, and only when no other backend serves already (at
+most one backend per node). With ``mode: disabled`` nothing starts and an instruction is refused.
 """
 
 from __future__ import annotations
@@ -80,12 +84,16 @@ class NodeInference:
         )
 
     async def _find_own_backend(self) -> None:
-        """Use an existing service when one answers, else (auto/embedded) the embedded server."""
+        """Keep a running embedded server; else use an existing service that answers (``auto``,
+        ``ollama``); else start the embedded server (``auto``, ``embedded``)."""
         settings = self.settings
-        if settings.existing_service_url is not None:
-            models = await available_models(settings.existing_service_url)
+        if self._embedded is not None and self._embedded.alive():
+            return
+        if settings.backend in ("auto", "ollama"):
+            url = settings.existing_service_url or ollama_base_url(settings)
+            models = await available_models(url)
             if models is not None:
-                self._adopt(Upstream(settings.existing_service_url, models[0] if models else None), existing=True)
+                self._adopt(Upstream(url, models[0] if models else None), existing=True)
                 return
         if settings.backend not in ("auto", "embedded") or self._embedded_problem is not None:
             return
@@ -113,22 +121,26 @@ class NodeInference:
     async def apply(self, instruction: InferenceBackend | None) -> None:
         """Start (or keep) the backend the config instructs; raise InferenceStartError when it cannot."""
         settings = self.settings
+        wants_container = instruction is not None and bool(instruction.enabled)
+        if settings.mode == "disabled" or settings.backend == "none":
+            if wants_container:
+                raise InferenceStartError(
+                    f"the config asks for an inference container but this node's settings refuse it "
+                    f"(inference.mode={settings.mode}, inference.backend={settings.backend})"
+                )
+            return
         if settings.backend == "embedded" and (self._embedded is None or not self._embedded.alive()):
             self._embedded_problem = None
             await self._start_embedded()
-        if instruction is None or not instruction.enabled:
+        if instruction is None or not wants_container:
             return
         if self._existing_service:
+            # At most one backend per node: the one already serving stays.
             log.warning(
                 "inference_instruction_ignored",
                 extra={"reason": "a backend already serves this node", "url": self.upstream_url()},
             )
             return
-        if settings.mode == "disabled" or settings.backend in ("none", "embedded"):
-            raise InferenceStartError(
-                f"the config asks for an inference container but this node's settings refuse it "
-                f"(inference.mode={settings.mode}, inference.backend={settings.backend})"
-            )
         await self._start_ollama(instruction)
 
     async def _start_ollama(self, instruction: InferenceBackend) -> None:

@@ -2,11 +2,12 @@
 
 ``backend`` chooses among the three backends (all spoken to through the OpenAI-compatible API):
 
-- ``auto`` (default): an existing service at ``existing_service_url`` when it answers; else the
-  embedded llama.cpp server when ``llama-cpp-python`` and the model file are installed; else
-  whatever the orchestrator instructs (an Ollama container).
-- ``ollama``: only the Ollama container the orchestrator instructs (or the existing service).
-- ``embedded``: the embedded llama.cpp server; not being able to start it is fatal.
+- ``auto`` (default): an existing service when one answers (at ``existing_service_url``, else at
+  Ollama's address ``http://127.0.0.1:<ollama_port>``); else the embedded llama.cpp server when
+  ``llama-cpp-python`` and the model file are installed; else whatever the orchestrator instructs
+  (an Ollama container).
+- ``ollama``: an existing service, else the Ollama container the orchestrator instructs.
+- ``embedded``: only the embedded llama.cpp server; not being able to start it is fatal.
 - ``none``: no inference on this node (reported as not supported).
 """
 
@@ -39,7 +40,8 @@ class InferenceSettings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknow
     """Operator override reported as ``inference.mode``; ``disabled`` starts nothing."""
     backend: BackendChoice = "auto"
     existing_service_url: str | None = None
-    """OpenAI-compatible base URL (without ``/v1``) of an inference service this node did not start."""
+    """OpenAI-compatible base URL (without ``/v1``) of an inference service this node did not start;
+    unset, Ollama's default address is probed."""
     embedded_model_path: Path = msgspec.field(default_factory=default_model_path)
     embedded_model_alias: str = "gemma3-270m"
     """The model name the embedded server answers to and the node reports in ``available_models``."""
