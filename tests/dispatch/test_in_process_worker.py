@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -74,3 +75,19 @@ async def test_cancel_kills_the_in_process_container(
     await eventually(lambda: not containers_of(podman_service.url, OWNER), 30)
     job = await dispatch_world.job(task_id)
     assert (job["status"], job["task_status"], job["result"]) == ("canceled", "canceled", None)
+
+
+async def test_stopping_the_dispatcher_does_not_wait_for_running_jobs(
+    dispatch_world: DispatchWorld, local_worker: LocalWorker, podman_service: PodmanService
+) -> None:
+    await dispatch_world.node(SLUG, UNREACHABLE_URL, TOKEN)
+    running = dispatch_world.start(dispatch_world.dispatcher(local=local_worker))
+    task_id = await dispatch_world.create("sleep 300")
+    await eventually(lambda: any(c.attrs["State"] == "running" for c in containers_of(podman_service.url, OWNER)), 60)
+
+    running.cancel()
+    async with asyncio.timeout(5):
+        await asyncio.gather(running, return_exceptions=True)
+
+    job = await dispatch_world.job(task_id)
+    assert job["status"] == "running"  # its lease expires, then the next dispatcher requeues it
