@@ -1,12 +1,12 @@
-"""Dispatch to a real Worker API running real podman containers: the result, cancel, lease expiry."""
+"""Dispatch to a real Worker API running real podman containers: the result, and cancel that kills."""
 
 from __future__ import annotations
 
 import time
 
-from tests.fixtures.podman import WorkerFactory
+from tests.fixtures.podman import RunningWorker, WorkerFactory
 from tests.fixtures.stack import StackFactory
-from tests.fixtures.tasks import start_task_stack, task_api, worker_node
+from tests.fixtures.tasks import TaskApi, start_task_stack, task_api, worker_node
 
 
 def test_commands_task_runs_on_a_real_worker(stack_factory: StackFactory, worker_factory: WorkerFactory) -> None:
@@ -30,13 +30,8 @@ def test_commands_task_runs_on_a_real_worker(stack_factory: StackFactory, worker
     assert worker.containers() == []
 
 
-def test_cancel_kills_the_running_container_and_the_late_result_does_not_overwrite(
-    stack_factory: StackFactory, worker_factory: WorkerFactory
-) -> None:
-    stack = start_task_stack(stack_factory)
-    worker = worker_factory()
-    worker_node(stack, worker, "real-node-02")
-    tasks = task_api(stack)
+def cancel_running_sleep(tasks: TaskApi, worker: RunningWorker) -> None:
+    """Start ``sleep 300``, cancel it once its container runs, and check the container and rows."""
     created = tasks.create("sleep 300", input_mode="commands")
     tasks.wait_for_status(created["id"], {"running"})
     deadline = time.monotonic() + 60
@@ -57,3 +52,25 @@ def test_cancel_kills_the_running_container_and_the_late_result_does_not_overwri
     assert job["status"] == "canceled"
     assert "result" not in job  # the killed run's answer was discarded
     assert tasks.cancel(created["id"]) == {"task_id": created["id"], "canceled": False, "status": "canceled"}
+
+
+def test_cancel_kills_the_running_container_and_the_late_result_does_not_overwrite(
+    stack_factory: StackFactory, worker_factory: WorkerFactory
+) -> None:
+    stack = start_task_stack(stack_factory)
+    worker = worker_factory()
+    worker_node(stack, worker, "real-node-02")
+
+    cancel_running_sleep(task_api(stack), worker)
+
+
+def test_cancel_through_a_gateway_in_another_process(
+    stack_factory: StackFactory, worker_factory: WorkerFactory
+) -> None:
+    # The orchestrator starts first: it creates the bootstrap admin the gateway's login needs.
+    orchestrator = start_task_stack(stack_factory, "orchestrator")
+    gateway = start_task_stack(stack_factory, "gateway")
+    worker = worker_factory()
+    worker_node(orchestrator, worker, "real-node-03")
+
+    cancel_running_sleep(task_api(gateway), worker)
