@@ -35,6 +35,10 @@ class DispatchSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True)
     worker_call_timeout_seconds: PositiveFloat = 10800 + 300
     """Longest wait for a jobs:run answer: the longest job timeout a node allows, plus slack."""
 
+    def __post_init__(self) -> None:
+        if self.lease_renew_seconds >= self.lease_seconds:
+            raise ValueError("dispatch.lease_renew_seconds must be shorter than dispatch.lease_seconds")
+
 
 def dispatch_settings(settings: Settings) -> DispatchSettings:
     """``settings.dispatch`` once the settings schema mounts it, the defaults until then."""
