@@ -63,19 +63,12 @@ def submit_and_cancel(task_scenario: TaskScenario, prompt: str) -> None:
     task_scenario.response = task_scenario.api.post(f"/v1/tasks/{task_scenario.task['id']}/cancel")
 
 
-@when("I read that task")
-def read_task(task_scenario: TaskScenario) -> None:
-    task_scenario.response = task_scenario.api.get(f"/v1/tasks/{task_scenario.task['id']}")
+READ_PATHS = {"that task": "", "the task result": "/result", "the task logs": "/logs"}
 
 
-@when("I read the task result")
-def read_result(task_scenario: TaskScenario) -> None:
-    task_scenario.response = task_scenario.api.get(f"/v1/tasks/{task_scenario.task['id']}/result")
-
-
-@when("I read the task logs")
-def read_logs(task_scenario: TaskScenario) -> None:
-    task_scenario.response = task_scenario.api.get(f"/v1/tasks/{task_scenario.task['id']}/logs")
+@when(parsers.parse("I read {what}"))
+def read_task(task_scenario: TaskScenario, what: str) -> None:
+    task_scenario.response = task_scenario.api.get(f"/v1/tasks/{task_scenario.task['id']}{READ_PATHS[what]}")
 
 
 @then("the answer carries a task id")

@@ -22,18 +22,22 @@ def refusing(status: int, detail: str) -> Any:
     return behaviour
 
 
+async def dispatch_one(world: DispatchWorld, fake: FakeWorker, prompt: str = "true") -> dict[str, Any]:
+    """Run one commands task through a dispatcher to ``fake`` (started here) and return its job row."""
+    fake.start()
+    try:
+        await world.fake_node(fake)
+        world.start(world.dispatcher())
+        return await world.wait_job(await world.create(prompt))
+    finally:
+        fake.stop()
+
+
 async def test_job_runs_on_the_node_with_its_token_and_the_result_is_stored_as_an_object(
     dispatch_world: DispatchWorld,
 ) -> None:
-    fake = FakeWorker().start()
-    try:
-        await dispatch_world.fake_node(fake, "fake-a")
-        dispatch_world.start(dispatch_world.dispatcher())
-        task_id = await dispatch_world.create("echo hi")
-
-        job = await dispatch_world.wait_job(task_id)
-    finally:
-        fake.stop()
+    fake = FakeWorker()
+    job = await dispatch_one(dispatch_world, fake, "echo hi")
 
     assert (job["status"], job["task_status"], job["attempt"]) == ("completed", "completed", 1)
     assert fake.paths == ["/v1/worker/jobs:run"]
@@ -41,7 +45,7 @@ async def test_job_runs_on_the_node_with_its_token_and_the_result_is_stored_as_a
     [sent] = fake.runs
     assert sent["version"] == 1
     assert sent["attempt"] == 1
-    assert sent["task_id"] == str(task_id)
+    assert sent["task_id"] == str(job["task_id"])
     assert sent["sandbox"]["command"] == ["sh", "-c", "echo hi"]
     assert job["result"]["stdout"] == f"ran {job['id']} attempt 1\n"
     assert job["result"]["exit_code"] == 0
@@ -49,14 +53,8 @@ async def test_job_runs_on_the_node_with_its_token_and_the_result_is_stored_as_a
 
 
 async def test_worker_refusal_fails_the_job_with_a_dispatch_error_and_no_token(dispatch_world: DispatchWorld) -> None:
-    fake = FakeWorker(behaviour=refusing(HTTPStatus.BAD_REQUEST, "image not allowed")).start()
-    try:
-        await dispatch_world.fake_node(fake)
-        dispatch_world.start(dispatch_world.dispatcher())
-        task_id = await dispatch_world.create("true")
-        job = await dispatch_world.wait_job(task_id)
-    finally:
-        fake.stop()
+    fake = FakeWorker(behaviour=refusing(HTTPStatus.BAD_REQUEST, "image not allowed"))
+    job = await dispatch_one(dispatch_world, fake)
 
     assert (job["status"], job["task_status"]) == ("failed", "failed")
     assert job["result"] == {
@@ -70,14 +68,8 @@ async def test_worker_refusal_fails_the_job_with_a_dispatch_error_and_no_token(d
 
 
 async def test_unusable_answer_fails_the_job(dispatch_world: DispatchWorld) -> None:
-    fake = FakeWorker(behaviour=lambda _: (HTTPStatus.OK, b'{"version": 1, "status": "completed"}')).start()
-    try:
-        await dispatch_world.fake_node(fake)
-        dispatch_world.start(dispatch_world.dispatcher())
-        task_id = await dispatch_world.create("true")
-        job = await dispatch_world.wait_job(task_id)
-    finally:
-        fake.stop()
+    fake = FakeWorker(behaviour=lambda _: (HTTPStatus.OK, b'{"version": 1, "status": "completed"}'))
+    job = await dispatch_one(dispatch_world, fake)
 
     assert job["status"] == "failed"
     assert job["result"]["error"].startswith("worker api returned an invalid response: Object missing required field")
@@ -100,14 +92,8 @@ async def test_unreachable_worker_is_retried_then_the_job_fails(dispatch_world: 
 
 
 async def test_busy_node_gets_the_job_again_until_attempts_run_out(dispatch_world: DispatchWorld) -> None:
-    fake = FakeWorker(behaviour=refusing(HTTPStatus.TOO_MANY_REQUESTS, "all 2 sandbox slots are busy")).start()
-    try:
-        await dispatch_world.fake_node(fake)
-        dispatch_world.start(dispatch_world.dispatcher())
-        task_id = await dispatch_world.create("true")
-        job = await dispatch_world.wait_job(task_id)
-    finally:
-        fake.stop()
+    fake = FakeWorker(behaviour=refusing(HTTPStatus.TOO_MANY_REQUESTS, "all 2 sandbox slots are busy"))
+    job = await dispatch_one(dispatch_world, fake)
 
     assert [run["attempt"] for run in fake.runs] == [1, 2, 3]
     assert (job["status"], job["attempt"]) == ("failed", 3)
