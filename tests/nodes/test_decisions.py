@@ -199,6 +199,18 @@ def test_vram_sums_over_devices() -> None:
     assert len(candidate_models(ProjectManagerPolicy(), report(gpu_devices=split))) == 3
 
 
+def test_an_existing_service_falls_back_to_the_models_it_serves() -> None:
+    embedded = report(existing_service=True, inference_running=True, available_models=["gemma3-270m", "a-model"])
+    assert candidate_models(ProjectManagerPolicy(), embedded) == ("qwen3.5:0.8b", "a-model", "gemma3-270m")
+    node = dispatchable("laptop", existing_service=True, inference_running=True, available_models=["gemma3-270m"])
+    assert inference_readiness([node], external_configured=False, policy=ProjectManagerPolicy()) is None
+    # A node that starts its own backend is told what to load, so it gets no such fallback.
+    managed = report(inference_running=True, available_models=["gemma3-270m"])
+    assert candidate_models(ProjectManagerPolicy(), managed) == ("qwen3.5:0.8b",)
+    # A pin still means exactly that model.
+    assert candidate_models(ProjectManagerPolicy(pinned_model="tinyllama"), embedded) == ("tinyllama",)
+
+
 def test_orchestrator_setting_pin_wins_over_system_setting_pin() -> None:
     settings = {"local_default_ollama_model": "llama3.2:1b"}
     assert ProjectManagerPolicy.from_settings(settings, None).pinned_model == "llama3.2:1b"

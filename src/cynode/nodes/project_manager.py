@@ -2,7 +2,8 @@
 
 Inputs are the ``agents.project_manager.model.*`` system settings, the orchestrator's pinned model
 setting (which wins over the system setting pin), and the nodes' capability reports. The sliding
-scale picks candidate models by the node's total VRAM; a node is told to load the first candidate
+scale picks candidate models by the node's total VRAM, then (for an existing service, which loads
+nothing on request) whatever the node already serves; a node is told to load the first candidate
 (``inference_backend.selected_model``) and counts as ready with any candidate it already lists.
 """
 
@@ -92,7 +93,13 @@ def candidate_models(policy: ProjectManagerPolicy, report: NodeCapabilityReport)
     if policy.selection_mode == "fixed_model":
         return ()
     vram = vram_total_mb(report)
-    return next(models for minimum, models in VRAM_TIERS if vram >= minimum)
+    models = next(models for minimum, models in VRAM_TIERS if vram >= minimum)
+    if report.inference is not None and report.inference.existing_service:
+        # A service the node did not start loads nothing on our say-so, so what it already serves is
+        # the remaining choice (e.g. the embedded llama.cpp backend on a laptop).
+        served = sorted(set(report.inference.available_models) - set(models))
+        models = (*models, *served)
+    return models
 
 
 def model_to_load(policy: ProjectManagerPolicy, report: NodeCapabilityReport) -> str | None:
