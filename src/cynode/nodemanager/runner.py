@@ -173,14 +173,14 @@ class NodeManager:
     async def _register(self, report: NodeCapabilityReport) -> NodeBootstrapPayload:
         try:
             return await self.client.register(self._psk, report)
+        except ControlPlaneUnavailable:
+            raise  # retried by the caller
         except RegistrationRefused as exc:
             raise NodeStartupError(
                 f"the orchestrator refused this node's registration PSK ({exc}); check the PSK from "
                 f"{self.node.psk_source.describe()} against the orchestrator's"
             ) from exc
         except ControlPlaneError as exc:
-            if isinstance(exc, ControlPlaneUnavailable):
-                raise
             raise NodeStartupError(f"registration failed: {exc}") from exc
 
     @property
