@@ -51,11 +51,7 @@ def test_in_process_401_leads_to_re_registration(node_deployment: NodeDeployment
 
     node_deployment.execute("DELETE FROM nodes WHERE node_slug = %s", slug)
 
-    after = wait_until(
-        lambda: (found := node_deployment.dispatchable().get(slug)) and found.node_id != before.node_id and found,
-        30,
-        "the co-located node to register again",
-    )
+    after = node_deployment.wait_registered_again(slug, before)
     ran = run_echo(after, "again")
     assert ran.status_code == 200, ran.text
 

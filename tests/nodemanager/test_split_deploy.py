@@ -61,11 +61,7 @@ def test_deleted_node_row_leads_to_re_registration_and_the_node_keeps_working(
 
     node_deployment.execute("DELETE FROM nodes WHERE node_slug = %s", slug)
 
-    after = wait_until(
-        lambda: (found := node_deployment.dispatchable().get(slug)) and found.node_id != before.node_id and found,
-        30,
-        "the node to register again after its row was deleted",
-    )
+    after = node_deployment.wait_registered_again(slug, before)
     assert after.bearer_token() != before.bearer_token()
     ran = run_echo(after, "still here")
     assert ran.status_code == 200, ran.text
