@@ -155,8 +155,6 @@ class NodeConfig:
     connect_timeout_seconds: float = 10.0
     request_timeout_seconds: float = 30.0
     ca_bundle: Path | None = None
-    source: str = "built-in defaults"
-    """The YAML file this came from, for messages."""
 
 
 def load_node_config(settings: Settings, env: Mapping[str, str]) -> NodeConfig:
@@ -255,5 +253,4 @@ def _resolve(document: NodeYaml, settings: Settings, env: Mapping[str, str], sou
         connect_timeout_seconds=orchestrator.timeouts.connect_seconds,
         request_timeout_seconds=orchestrator.timeouts.request_seconds,
         ca_bundle=orchestrator.tls.ca_bundle_path,
-        source=source,
     )
