@@ -47,6 +47,7 @@ log = logging.getLogger(__name__)
 
 DISPATCH_CHANNEL: Final = "cynode_dispatch"
 CANCEL_CHANNEL: Final = "cynode_job_canceled"
+STOP_GRACE_SECONDS: Final = 5.0
 
 
 @dataclass(frozen=True)
@@ -86,31 +87,46 @@ class Dispatcher:
         try:
             await self._loop()
         finally:
-            listener.cancel()
-            for call in list(self._calls):
-                call.cancel()
-            await asyncio.gather(listener, *self._calls, return_exceptions=True)
+            await self._stop({listener, *self._calls})
 
     def wake(self) -> None:
         self._wake.set()
+
+    async def _stop(self, tasks: set[asyncio.Task[None]]) -> None:
+        """Cancel the listener and every call; a call stuck in the database must not hold up shutdown."""
+        for task in tasks:
+            task.cancel()
+        _, stuck = await asyncio.wait(tasks, timeout=STOP_GRACE_SECONDS)
+        if stuck:
+            log.warning("dispatcher_stop_abandoned", extra={"tasks": sorted(task.get_name() for task in stuck)})
 
     # Wake-ups ----------------------------------------------------------------------------------
 
     async def _listen(self) -> None:
         while True:
             try:
-                async with await psycopg.AsyncConnection.connect(self._listen_dsn(), autocommit=True) as conn:
-                    await conn.execute(f"LISTEN {DISPATCH_CHANNEL}")
-                    await conn.execute(f"LISTEN {CANCEL_CHANNEL}")
-                    self.wake()  # whatever happened while nobody listened
-                    async for notice in conn.notifies():
-                        if notice.channel == CANCEL_CHANNEL:
-                            self._on_canceled(notice.payload)
-                        else:
-                            self.wake()
+                conn = await psycopg.AsyncConnection.connect(self._listen_dsn(), autocommit=True)
             except psycopg.Error as exc:
                 log.warning("dispatch_listen_failed", extra={"error": str(exc)})
                 await asyncio.sleep(self._settings.safety_poll_seconds)
+                continue
+            try:
+                await self._relay_notifications(conn)
+            except psycopg.Error as exc:
+                log.warning("dispatch_listen_failed", extra={"error": str(exc)})
+            finally:
+                # close() needs no lock, unlike leaving ``async with`` (a rollback) after a cancel.
+                await conn.close()
+
+    async def _relay_notifications(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        await conn.execute(f"LISTEN {DISPATCH_CHANNEL}")
+        await conn.execute(f"LISTEN {CANCEL_CHANNEL}")
+        self.wake()  # whatever happened while nobody listened
+        async for notice in conn.notifies():
+            if notice.channel == CANCEL_CHANNEL:
+                self._on_canceled(notice.payload)
+            else:
+                self.wake()
 
     def _listen_dsn(self) -> str:
         # LISTEN needs a connection of its own for the dispatcher's lifetime, not a pooled one.
@@ -125,7 +141,7 @@ class Dispatcher:
         except ValueError:
             return
         if in_flight is not None:
-            self._spawn(self._stop_on_node(in_flight.job, in_flight.client, "canceled"))
+            self._spawn(self._stop_on_node(in_flight.job, in_flight.client, "canceled"), f"dispatch-stop-{payload}")
 
     # The loop ----------------------------------------------------------------------------------
 
@@ -158,10 +174,10 @@ class Dispatcher:
             )
             client = self._clients.for_node(job.node)
             self._in_flight[job.job_id] = _InFlight(job, client)
-            self._spawn(self._run(job, client))
+            self._spawn(self._run(job, client), f"dispatch-run-{job.job_id}")
 
-    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
-        call = asyncio.create_task(work)
+    def _spawn(self, work: Coroutine[Any, Any, None], name: str) -> None:
+        call = asyncio.create_task(work, name=name)
         self._calls.add(call)
         call.add_done_callback(self._calls.discard)
 
