@@ -153,8 +153,11 @@ class Dispatcher:
                 await self._claim_all()
             except psycopg.Error as exc:
                 log.warning("dispatch_pass_failed", extra={"error": str(exc)})
+            # asyncio.timeout, not wait_for: on 3.11 wait_for loses a cancel that lands just as the
+            # event is set, and the dispatcher would then never stop.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._settings.safety_poll_seconds)
+                async with asyncio.timeout(self._settings.safety_poll_seconds):
+                    await self._wake.wait()
 
     async def _claim_all(self) -> None:
         while True:
@@ -182,22 +185,22 @@ class Dispatcher:
         call.add_done_callback(self._calls.discard)
 
     async def _reap(self) -> None:
-        async with self._pool.connection() as conn:
-            expired = await reaper.expired_leases(conn)
-            nodes = {node.node_id: node for node in await self._nodes(conn)} if expired else {}
-        for lease in expired:
-            node = nodes.get(lease.node_id) if lease.node_id else None
-            if node is not None:
-                # The stale attempt may still run there; stop it so the next attempt is not refused
-                # as a duplicate and two containers never run one job.
-                await self._cancel_quietly(node, self._clients.for_node(node), lease.job_id)
+        while True:
             async with self._pool.connection() as conn, conn.transaction():
-                outcome = await reaper.reap_expired(conn, lease)
-            if outcome is not None:
-                log.warning(
-                    "job_lease_expired",
-                    extra={"job_id": str(lease.job_id), "attempt": lease.attempt, "outcome": outcome},
-                )
+                lease = await reaper.lock_next_expired(conn)
+                if lease is None:
+                    return
+                nodes = {node.node_id: node for node in await self._nodes(conn)}
+                node = nodes.get(lease.node_id) if lease.node_id else None
+                if node is not None:
+                    # The stale attempt may still run there: stop it, so the next attempt is not
+                    # refused as a duplicate and one job never runs in two containers.
+                    await self._cancel_quietly(node, self._clients.for_node(node), lease.job_id)
+                outcome = await reaper.reclaim(conn, lease)
+            log.warning(
+                "job_lease_expired",
+                extra={"job_id": str(lease.job_id), "attempt": lease.attempt, "outcome": outcome},
+            )
 
     # One attempt -------------------------------------------------------------------------------
 
