@@ -188,7 +188,7 @@ class Stack:
     def _node_worker(self, node: NodeConfig) -> WorkerService:
         return WorkerService.from_settings(
             node.sandbox,
-            state_dir=self.settings.data_dir / "node",
+            state_dir=node.state_dir,
             owner=node.slug,
             max_request_bytes=node.worker_api_max_request_bytes,
         )

@@ -157,15 +157,17 @@ def load_settings(
             sources[dotted] = "command line"
     tree.setdefault("data_dir", str(default_data_dir(env)))
     try:
-        return msgspec.convert(tree, Settings, strict=False, dec_hook=_decode_path)
+        return msgspec.convert(tree, Settings, strict=False, dec_hook=decode_path)
     except msgspec.ValidationError as exc:
         raise SettingsError(_explain(exc, sources, config_file)) from exc
 
 
-def _decode_path(type_: type, value: Any) -> Any:
+def decode_path(type_: type, value: Any) -> Any:
+    """msgspec ``dec_hook`` turning strings into ``Path`` for settings structs that hold paths."""
     if type_ is Path and isinstance(value, str):
         return Path(value)
-    raise NotImplementedError
+    # msgspec turns a TypeError into a validation error that names the setting.
+    raise TypeError(f"expected a path string, got {type(value).__name__}")
 
 
 def _explain(exc: msgspec.ValidationError, sources: Mapping[str, str], config_file: Path | None) -> str:

@@ -136,3 +136,14 @@ def test_report_carries_host_facts_and_node_identity(tmp_path: Path) -> None:
     assert report.worker_api.base_url == "http://worker.example:12090"
     again = build_report(node, detect_host(tmp_path), InferenceInfo(supported=False), "http://127.0.0.1:12090")
     assert capability_hash(again) == capability_hash(report), "an unchanged node must report the same capabilities"
+
+
+def test_node_beats_at_the_pace_the_orchestrator_asks_for(node_deployment: NodeDeployment) -> None:
+    node_deployment.start_orchestrator(**{"nodes.heartbeat_grace_seconds": 2})
+    # The node's own settings would beat only every 30 s; the bootstrap's interval must win.
+    node = node_deployment.start_node(overrides={"nodes.heartbeat_grace_seconds": 600})
+    slug = node_deployment.slugs[0]
+    node_deployment.wait_dispatchable(slug)
+    time.sleep(5)  # well past the orchestrator's grace period
+    assert slug in node_deployment.dispatchable()
+    assert not node.stack.failed.is_set()

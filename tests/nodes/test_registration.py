@@ -65,6 +65,7 @@ def test_register_creates_then_reactivates_with_absolute_urls_from_the_public_ba
     bootstrap = created.json()
     base = PUBLIC_URL.rstrip("/")
     assert bootstrap["version"] == 1
+    assert bootstrap["heartbeat_interval_seconds"] == 30  # a third of the default 90 s grace
     assert bootstrap["orchestrator"] == {
         "base_url": base,
         "endpoints": {

@@ -316,6 +316,8 @@ class NodeBootstrapPayload(VersionedPayload, kw_only=True, omit_defaults=True):
     trust: TrustMaterial | None = None
     initial_config_version: ConfigVersion | None = None
     pull_credentials: PullCredentials | None = None
+    heartbeat_interval_seconds: Annotated[float, msgspec.Meta(gt=0)] | None = None
+    """CyNode extension: how often the node should beat so the orchestrator's grace period never lapses."""
 
 
 # --- Configuration (node_configuration_payload_v1) ---

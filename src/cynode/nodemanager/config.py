@@ -24,7 +24,7 @@ import yaml
 from cynode.inference.settings import InferenceSettings
 from cynode.sandbox import SandboxSettings
 from cynode.secrets import persistent_secret, read_secret
-from cynode.settings import ENV_PREFIX, Settings, SettingsError
+from cynode.settings import ENV_PREFIX, Settings, SettingsError, decode_path
 
 T = TypeVar("T")
 
@@ -188,16 +188,9 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     return loaded
 
 
-def _decode_path(type_: type, value: Any) -> Any:
-    if type_ is Path and isinstance(value, str):
-        return Path(value)
-    # msgspec reports a TypeError as a validation error at the value's location.
-    raise TypeError(f"Expected a path, got `{type(value).__name__}`")
-
-
 def _decode(raw: Any, type_: type[T], source: str, prefix: str = "") -> T:
     try:
-        return msgspec.convert(raw, type_, dec_hook=_decode_path)
+        return msgspec.convert(raw, type_, dec_hook=decode_path)
     except msgspec.ValidationError as exc:
         message, _, location = str(exc).partition(" - at `$")
         path = [part for part in (prefix.rstrip("."), location.rstrip("`").lstrip(".")) if part]

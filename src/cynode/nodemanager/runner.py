@@ -263,10 +263,17 @@ class NodeManager:
         renew_at = session.issued_at.timestamp() + lifetime * _RENEW_AT_LIFETIME_SHARE
         return time.time() >= renew_at
 
+    @property
+    def _heartbeat_seconds(self) -> float:
+        """Our own pace, or the orchestrator's when it asks for faster beats than our settings give."""
+        requested = self._current_session.heartbeat_interval_seconds
+        own = self._timing.heartbeat_seconds
+        return own if requested is None else min(own, requested)
+
     async def stay_in_touch(self) -> None:
         next_check = time.monotonic() + self._timing.capability_check_seconds
         while True:
-            await asyncio.sleep(self._timing.heartbeat_seconds)
+            await asyncio.sleep(self._heartbeat_seconds)
             try:
                 if self._renewal_due():
                     await self._connect("token renewal")

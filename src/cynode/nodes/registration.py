@@ -119,5 +119,7 @@ async def register_node(
         ),
         # The JWT's exp claim is whole seconds; report the same instant.
         auth=NodeAuth(node_jwt=token.token, expires_at=token.expires_at.replace(microsecond=0)),
+        # Three beats per grace period, so one lost beat never makes the node undispatchable.
+        heartbeat_interval_seconds=ctx.settings.nodes.heartbeat_grace_seconds / 3,
     )
     return bootstrap, created
