@@ -3,6 +3,7 @@
 pytest_plugins = [
     "tests.fixtures.postgres",
     "tests.fixtures.stack",
+    "tests.fixtures.serve",
     "tests.fixtures.podman",
     "tests.fixtures.identity",
     "tests.fixtures.nodes",

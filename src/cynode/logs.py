@@ -53,3 +53,5 @@ def configure_logging(level: str = "info") -> None:
     # Our own role_serving/role_stopped events say the same as uvicorn's start-up chatter.
     logging.getLogger("uvicorn.error").setLevel(max(logging.WARNING, root.level))
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
+    # One line per outgoing request (heartbeats, probes) drowns the events that matter.
+    logging.getLogger("httpx").setLevel(max(logging.WARNING, root.level))
