@@ -7,7 +7,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from cynode.dispatch.settings import DispatchSettings, dispatch_settings
+from cynode.dispatch.settings import DispatchSettings
 from cynode.sandbox import DEFAULT_SANDBOX_IMAGE
 from cynode.settings import load_settings
 
@@ -24,7 +24,7 @@ def test_a_renewal_slower_than_the_lease_is_refused() -> None:
         msgspec.convert({"lease_seconds": 5, "lease_renew_seconds": 5}, DispatchSettings)
 
 
-def test_process_settings_without_a_dispatch_section_give_the_defaults(tmp_path: Path) -> None:
-    settings = load_settings(env={}, overrides={"data_dir": str(tmp_path)})
+def test_process_settings_carry_the_dispatch_section(tmp_path: Path) -> None:
+    settings = load_settings(env={"CYNODE_DISPATCH_LEASE_SECONDS": "45"}, overrides={"data_dir": str(tmp_path)})
 
-    assert dispatch_settings(settings) == DispatchSettings()
+    assert settings.dispatch == DispatchSettings(lease_seconds=45)

@@ -38,7 +38,7 @@ from cynode.crypto import SecretBox
 from cynode.db.pool import Pool
 from cynode.dispatch import claims, leases, reaper
 from cynode.dispatch.claims import ClaimedJob
-from cynode.dispatch.settings import DispatchSettings, dispatch_settings
+from cynode.dispatch.settings import DispatchSettings
 from cynode.dispatch.worker_client import HttpWorkerClient, WorkerCallError, WorkerClient, WorkerClients
 from cynode.nodes.dispatchable import DispatchableNode, dispatchable_nodes
 from cynode.tasks.repository import Connection
@@ -310,7 +310,7 @@ class NodesSource:
 
 async def run_dispatcher(ctx: OrchestratorContext, local_worker: LocalWorker | None) -> None:
     """Dispatch until cancelled; ``local_worker`` is this process's own node, reached in-process."""
-    settings = dispatch_settings(ctx.settings)
+    settings = ctx.settings.dispatch
     timeout = httpx.Timeout(settings.worker_call_timeout_seconds, connect=settings.worker_connect_timeout_seconds)
     async with httpx.AsyncClient(timeout=timeout, trust_env=False, follow_redirects=False) as http:
         clients = WorkerClients(HttpWorkerClient(http, settings), local_worker)

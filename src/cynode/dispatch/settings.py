@@ -1,19 +1,12 @@
-"""Settings of task dispatch (the ``dispatch:`` section; env ``CYNODE_DISPATCH_*``).
-
-Read through :func:`dispatch_settings`, which falls back to the defaults while the top-level
-settings schema has no ``dispatch`` section.
-"""
+"""Settings of task dispatch (the ``dispatch:`` section; env ``CYNODE_DISPATCH_*``)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import msgspec
 
 from cynode.sandbox.settings import DEFAULT_SANDBOX_IMAGE
-
-if TYPE_CHECKING:  # cynode.settings will import this module to mount the section
-    from cynode.settings import Settings
 
 PositiveInt = Annotated[int, msgspec.Meta(gt=0)]
 PositiveFloat = Annotated[float, msgspec.Meta(gt=0)]
@@ -38,9 +31,3 @@ class DispatchSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True)
     def __post_init__(self) -> None:
         if self.lease_renew_seconds >= self.lease_seconds:
             raise ValueError("dispatch.lease_renew_seconds must be shorter than dispatch.lease_seconds")
-
-
-def dispatch_settings(settings: Settings) -> DispatchSettings:
-    """``settings.dispatch`` once the settings schema mounts it, the defaults until then."""
-    mounted = getattr(settings, "dispatch", None)
-    return mounted if isinstance(mounted, DispatchSettings) else DispatchSettings()

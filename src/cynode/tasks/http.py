@@ -17,14 +17,13 @@ from litestar.types import ControllerRouterHandler
 
 from cynode.context import OrchestratorContext
 from cynode.contracts.tasks import CreateTaskRequest
-from cynode.dispatch.settings import dispatch_settings
 from cynode.http.payloads import json_response, read_json
 from cynode.identity.guard import CURRENT_USER, CurrentUser, current_user_provider
 from cynode.tasks.service import TaskService, parse_limit, parse_status, parse_stream
 
 
 def tasks_routes(ctx: OrchestratorContext) -> Sequence[ControllerRouterHandler]:
-    service = TaskService(ctx.pool, dispatch_settings(ctx.settings).sandbox_image)
+    service = TaskService(ctx.pool, ctx.settings.dispatch.sandbox_image)
     signed_in = {CURRENT_USER: current_user_provider(ctx)}
 
     @post("/v1/tasks", dependencies=signed_in)
