@@ -118,17 +118,23 @@ def _assign(tree: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
     tree[path[-1]] = value
 
 
-def _read_yaml(config_file: Path) -> dict[str, Any]:
+def read_yaml_mapping(path: Path, label: str, error: type[SettingsError] = SettingsError) -> dict[str, Any]:
+    """The mapping a YAML file holds (empty for an empty file); ``label`` names the file in errors."""
     try:
-        loaded = yaml.safe_load(config_file.read_text(encoding="utf-8"))
+        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as exc:
-        raise SettingsError(f"cannot read config file {config_file}: {exc.strerror}") from exc
+        raise error(f"cannot read {label} {path}: {exc.strerror or exc}") from exc
     except yaml.YAMLError as exc:
-        raise SettingsError(f"config file {config_file} is not valid YAML: {exc}") from exc
+        raise error(f"{label} {path} is not valid YAML: {exc}") from exc
     if loaded is None:
         return {}
     if not isinstance(loaded, dict):
-        raise SettingsError(f"config file {config_file} must hold a mapping at the top level")
+        raise error(f"{label} {path} must hold a mapping at the top level")
+    return loaded
+
+
+def _read_yaml(config_file: Path) -> dict[str, Any]:
+    loaded = read_yaml_mapping(config_file, "config file")
     leaked = SECRET_KEYS.intersection(loaded) | ({"secrets"} & loaded.keys())
     if leaked:
         raise SettingsError(

@@ -19,12 +19,11 @@ from typing import Annotated, Any, Literal, NoReturn, TypeVar
 from urllib.parse import urlsplit
 
 import msgspec
-import yaml
 
 from cynode.inference.settings import InferenceSettings
 from cynode.sandbox import SandboxSettings
 from cynode.secrets import persistent_secret, read_secret
-from cynode.settings import ENV_PREFIX, Settings, SettingsError, decode_path
+from cynode.settings import ENV_PREFIX, Settings, SettingsError, decode_path, read_yaml_mapping
 
 T = TypeVar("T")
 
@@ -169,14 +168,7 @@ def load_node_config(settings: Settings, env: Mapping[str, str]) -> NodeConfig:
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
-    try:
-        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise NodeConfigError(f"cannot read node config {path}: {exc.strerror or exc}") from exc
-    except yaml.YAMLError as exc:
-        raise NodeConfigError(f"node config {path} is not valid YAML: {exc}") from exc
-    if not isinstance(loaded, dict):
-        raise NodeConfigError(f"node config {path} must hold a mapping at the top level")
+    loaded = read_yaml_mapping(path, "node config", NodeConfigError)
     orchestrator = loaded.get("orchestrator")
     leaked = _SECRET_KEYS.intersection(orchestrator) if isinstance(orchestrator, dict) else set()
     if leaked:
