@@ -15,7 +15,6 @@ Usage: .venv/bin/python scripts/bench/dispatch_latency.py [--iterations N] [--im
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import base64
 import os
@@ -30,11 +29,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from report import print_ratio, sandbox_bench_arguments
 
 from cynode.composition import Stack
 from cynode.db.embedded import EmbeddedPostgres
 from cynode.http.server import ServedApp
-from cynode.sandbox import DEFAULT_SANDBOX_IMAGE, PodmanService, SandboxExecutor, SandboxSettings
+from cynode.sandbox import PodmanService, SandboxExecutor, SandboxSettings
 from cynode.settings import Role, load_settings
 from cynode.worker import WorkerService, create_worker_app
 
@@ -153,21 +153,15 @@ async def bench(iterations: int, image: str, root: Path, dsn: str) -> None:
         await stack.stop()
         await service.stop()
         await served.stop()
-    task = statistics.median(task_times)
-    direct = statistics.median(direct_times)
-    print(f"iterations:                   {iterations}")
-    print(f"task create -> completed:     median {task * 1000:.0f} ms, min {min(task_times) * 1000:.0f} ms")
-    print(f"direct jobs:run (same job):   median {direct * 1000:.0f} ms, min {min(direct_times) * 1000:.0f} ms")
-    print(f"ratio:                        {task / direct:.2f} (dispatch overhead {(task - direct) * 1000:.0f} ms)")
+    ratio = print_ratio(
+        iterations, ("task create -> completed", task_times), ("direct jobs:run (same job)", direct_times)
+    )
+    overhead = statistics.median(task_times) - statistics.median(direct_times)
+    print(f"ratio: {ratio:.2f} (dispatch overhead {overhead * 1000:.0f} ms)")
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--iterations", type=int, default=20)
-    parser.add_argument("--image", default=DEFAULT_SANDBOX_IMAGE)
-    args = parser.parse_args()
-    if args.iterations < 1:
-        parser.error("--iterations must be at least 1")
+    args = sandbox_bench_arguments(__doc__)
     root = Path(tempfile.mkdtemp(prefix="cynode-bench-dispatch-"))
     root.chmod(0o755)  # the postgres user must traverse it when run as root
     database = EmbeddedPostgres(root / "pg", fast_unsafe=True)

@@ -12,20 +12,19 @@ Usage: .venv/bin/python scripts/bench/worker_overhead.py [--iterations N] [--ima
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import os
 import secrets
-import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import httpx
+from report import print_ratio, sandbox_bench_arguments
 
 from cynode.http.server import ServedApp
-from cynode.sandbox import DEFAULT_SANDBOX_IMAGE, PodmanService, SandboxExecutor, SandboxSettings
+from cynode.sandbox import PodmanService, SandboxExecutor, SandboxSettings
 from cynode.worker import WorkerService, create_worker_app
 
 TARGET_RATIO = 1.3
@@ -84,23 +83,13 @@ async def bench(iterations: int, image: str) -> None:
         finally:
             await service.stop()
             await served.stop()
-    worker = statistics.median(worker_times)
-    podman = statistics.median(podman_times)
-    ratio = worker / podman
+    ratio = print_ratio(iterations, ("worker jobs:run (true)", worker_times), ("podman run --rm (true)", podman_times))
     verdict = "within" if ratio <= TARGET_RATIO else "ABOVE"
-    print(f"iterations:             {iterations}")
-    print(f"worker jobs:run (true): median {worker * 1000:.0f} ms, min {min(worker_times) * 1000:.0f} ms")
-    print(f"podman run --rm (true): median {podman * 1000:.0f} ms, min {min(podman_times) * 1000:.0f} ms")
-    print(f"ratio:                  {ratio:.2f} ({verdict} target {TARGET_RATIO})")
+    print(f"ratio: {ratio:.2f} ({verdict} target {TARGET_RATIO})")
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--iterations", type=int, default=20)
-    parser.add_argument("--image", default=DEFAULT_SANDBOX_IMAGE)
-    args = parser.parse_args()
-    if args.iterations < 1:
-        parser.error("--iterations must be at least 1")
+    args = sandbox_bench_arguments(__doc__)
     asyncio.run(bench(args.iterations, args.image))
 
 

@@ -1,0 +1,28 @@
+"""What every benchmark here shares: its command line and how it prints a measured-vs-baseline ratio."""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+
+from cynode.sandbox import DEFAULT_SANDBOX_IMAGE
+
+
+def sandbox_bench_arguments(doc: str | None) -> argparse.Namespace:
+    """``--iterations`` (at least 1) and ``--image`` for a benchmark that runs sandbox jobs."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0] if doc else None)
+    parser.add_argument("--iterations", type=int, default=20)
+    parser.add_argument("--image", default=DEFAULT_SANDBOX_IMAGE)
+    args = parser.parse_args()
+    if args.iterations < 1:
+        parser.error("--iterations must be at least 1")
+    return args
+
+
+def print_ratio(iterations: int, measured: tuple[str, list[float]], baseline: tuple[str, list[float]]) -> float:
+    """Print both medians (and minimums) in milliseconds; return measured median / baseline median."""
+    width = max(len(measured[0]), len(baseline[0])) + 2
+    print(f"{'iterations:':{width}}{iterations}")
+    for label, times in (measured, baseline):
+        print(f"{label + ':':{width}}median {statistics.median(times) * 1000:.0f} ms, min {min(times) * 1000:.0f} ms")
+    return statistics.median(measured[1]) / statistics.median(baseline[1])
