@@ -1,8 +1,10 @@
 """Request-body size limit: 413 before the handler sees more bytes than allowed.
 
-Owns the limit for every app. A declared ``Content-Length`` over the limit is refused without
-reading the body; a chunked body is counted as it streams and refused the moment it passes the
-limit, so no oversized body is ever buffered.
+Owns the limit for every app. A declared ``Content-Length`` over the limit is refused before the
+handler runs; a chunked body is counted as it streams and refused the moment it passes the limit,
+so no oversized body is ever buffered. Before answering, the rest of a moderately oversized body is
+read and thrown away: closing a socket with unread data makes the kernel reset the connection, and
+the client would lose the 413 it was sent.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from cynode.http.problems import ProblemError, problem_body
 LimitSource = int | Callable[[], int]
 
 TOO_LARGE_DETAIL = "Request body exceeds maximum size"
+# Bodies up to this size are drained so the 413 reaches the client; larger ones are cut off.
+DRAIN_LIMIT_BYTES = 64 * 1024 * 1024
 
 
 def _declared_length(scope: Scope) -> int | None:
@@ -43,6 +47,7 @@ def body_limit(limit: LimitSource) -> Callable[[ASGIApp], ASGIApp]:
             max_bytes = current()
             declared = _declared_length(scope)
             if declared is not None and declared > max_bytes:
+                await _drain(receive, already_read=0, declared=declared)
                 await _send_too_large(send)
                 return
             received = 0
@@ -53,6 +58,8 @@ def body_limit(limit: LimitSource) -> Callable[[ASGIApp], ASGIApp]:
                 if message["type"] == "http.request":
                     received += len(message.get("body", b""))
                     if received > max_bytes:
+                        if message.get("more_body", False):
+                            await _drain(receive, already_read=received, declared=declared)
                         raise ProblemError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, TOO_LARGE_DETAIL)
                 return message
 
@@ -61,6 +68,20 @@ def body_limit(limit: LimitSource) -> Callable[[ASGIApp], ASGIApp]:
         return limited
 
     return middleware
+
+
+async def _drain(receive: Receive, *, already_read: int, declared: int | None) -> None:
+    """Read and discard the rest of the body, unless it is (or grows) larger than DRAIN_LIMIT_BYTES."""
+    if declared is not None and declared > DRAIN_LIMIT_BYTES:
+        return
+    read = already_read
+    while read <= DRAIN_LIMIT_BYTES:
+        message = await receive()
+        if message["type"] != "http.request":
+            return
+        read += len(message.get("body", b""))
+        if not message.get("more_body", False):
+            return
 
 
 async def _send_too_large(send: Send) -> None:
