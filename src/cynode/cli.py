@@ -16,6 +16,7 @@ from typing import Any
 import click
 
 from cynode import __version__
+from cynode.client.commands import client_commands
 from cynode.composition import Stack, parse_roles, resolve_database
 from cynode.db.embedded import EmbeddedPostgresError
 from cynode.db.migrations import apply_migrations
@@ -136,6 +137,10 @@ async def _migrate(settings: Settings) -> list[int]:
     async with AsyncExitStack() as exits:
         dsn = await resolve_database(settings, exits)
         return await apply_migrations(dsn)
+
+
+for client_command in client_commands:
+    main.add_command(client_command)
 
 
 if __name__ == "__main__":
