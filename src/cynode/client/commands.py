@@ -20,12 +20,24 @@ import msgspec
 
 from cynode.client.api import ClientError, GatewayClient, LoginRequired
 from cynode.client.credentials import delete_credentials, load_credentials, save_credentials
-from cynode.contracts.tasks import CreateTaskRequest, InputMode, LogStream, TaskResultResponse, TaskStatus
+from cynode.contracts.identity import UserResponse
+from cynode.contracts.tasks import (
+    CancelTaskResponse,
+    CreateTaskRequest,
+    InputMode,
+    LogStream,
+    TaskListResponse,
+    TaskLogsResponse,
+    TaskResponse,
+    TaskResultResponse,
+    TaskStatus,
+)
 
 __all__ = ["client_commands"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
+A = TypeVar("A")
 
 DEFAULT_GATEWAY_URL = "http://127.0.0.1:12080"
 TERMINAL_STATUSES = frozenset({"completed", "failed", "canceled"})
@@ -36,8 +48,8 @@ MAX_POLL_SECONDS = 2.0
 json_option = click.option("--json", "as_json", is_flag=True, help="Print the gateway's answer as JSON.")
 
 
-def reports_client_errors(command: Callable[P, R]) -> Callable[P, R]:
-    """Turn a failed call into `Error: <detail>` and exit status 1."""
+def client_command(command: Callable[P, R]) -> Callable[P, R]:
+    """Give a command `--json` and turn a failed call into `Error: <detail>` with exit status 1."""
 
     @functools.wraps(command)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
@@ -46,11 +58,21 @@ def reports_client_errors(command: Callable[P, R]) -> Callable[P, R]:
         except ClientError as exc:
             raise click.ClickException(str(exc)) from exc
 
-    return wrapper
+    return json_option(wrapper)
 
 
 def echo_json(value: Any) -> None:
     click.echo(msgspec.json.format(msgspec.json.encode(value), indent=2))
+
+
+def show_answer(as_json: bool, call: Callable[[GatewayClient], A], show_human: Callable[[A], None]) -> None:
+    """Make one signed-in call and print its answer as JSON or for a human."""
+    with signed_in() as client:
+        answer = call(client)
+    if as_json:
+        echo_json(answer)
+    else:
+        show_human(answer)
 
 
 @contextmanager
@@ -78,8 +100,7 @@ def read_password() -> str:
 @click.option("--gateway", "gateway_url", envvar="CYNODE_GATEWAY_URL", default=DEFAULT_GATEWAY_URL,
               show_default=True, help="User API base URL (or CYNODE_GATEWAY_URL).")  # fmt: skip
 @click.option("--handle", required=True, help="Your user handle.")
-@json_option
-@reports_client_errors
+@client_command
 def login(gateway_url: str, handle: str, as_json: bool) -> None:
     """Log in and keep the session in the credentials file (password from CYNODE_PASSWORD or a prompt)."""
     with GatewayClient(gateway_url, on_tokens=save_credentials) as client:
@@ -92,8 +113,7 @@ def login(gateway_url: str, handle: str, as_json: bool) -> None:
 
 
 @click.command()
-@json_option
-@reports_client_errors
+@client_command
 def logout(as_json: bool) -> None:
     """End the session on the gateway and forget it locally."""
     credentials = load_credentials()
@@ -113,17 +133,14 @@ def logout(as_json: bool) -> None:
 
 
 @click.command()
-@json_option
-@reports_client_errors
+@client_command
 def whoami(as_json: bool) -> None:
     """Show the user of the stored session."""
-    with signed_in() as client:
-        user = client.me()
-    if as_json:
-        echo_json(user)
-    else:
-        role = "admin" if user.is_admin else "user"
-        click.echo(f"{user.handle} ({role}, id {user.id}) at {client.gateway_url}")
+    show_answer(as_json, GatewayClient.me, show_user)
+
+
+def show_user(user: UserResponse) -> None:
+    click.echo(f"{user.handle} ({'admin' if user.is_admin else 'user'}, id {user.id})")
 
 
 @click.group()
@@ -137,8 +154,7 @@ def task() -> None:
               help="prompt goes to the model; script and commands run in a sandbox.")  # fmt: skip
 @click.option("--name", "task_name", help="A task name (unique per user); generated when omitted.")
 @click.option("--wait", is_flag=True, help="Wait until the task finishes, print its output, exit with its code.")
-@json_option
-@reports_client_errors
+@client_command
 def create_task(prompt: str, input_mode: InputMode, task_name: str | None, wait: bool, as_json: bool) -> None:
     """Submit PROMPT as a new task."""
     with signed_in() as client:
@@ -192,15 +208,13 @@ def exit_code_of(result: TaskResultResponse) -> int:
 @task.command("list")
 @click.option("--status", type=click.Choice(get_args(TaskStatus)), help="Only tasks in this status.")
 @click.option("--limit", type=click.IntRange(min=1), help="At most this many tasks.")
-@json_option
-@reports_client_errors
+@client_command
 def list_tasks(status: TaskStatus | None, limit: int | None, as_json: bool) -> None:
     """List your tasks, newest first."""
-    with signed_in() as client:
-        page = client.list_tasks(status=status, limit=limit)
-    if as_json:
-        echo_json(page)
-        return
+    show_answer(as_json, lambda client: client.list_tasks(status=status, limit=limit), show_task_page)
+
+
+def show_task_page(page: TaskListResponse) -> None:
     for listed in page.tasks:
         click.echo(f"{listed.id}  {listed.status:<9}  {listed.created_at:%Y-%m-%d %H:%M:%S}  {listed.task_name}")
     if page.next_cursor:
@@ -212,15 +226,13 @@ task_ref_argument = click.argument("task_ref", metavar="ID")
 
 @task.command("get")
 @task_ref_argument
-@json_option
-@reports_client_errors
+@client_command
 def get_task(task_ref: str, as_json: bool) -> None:
     """Show one task (by id or name)."""
-    with signed_in() as client:
-        found = client.get_task(task_ref)
-    if as_json:
-        echo_json(found)
-        return
+    show_answer(as_json, lambda client: client.get_task(task_ref), show_task)
+
+
+def show_task(found: TaskResponse) -> None:
     click.echo(f"id:       {found.id}\nname:     {found.task_name}\nstatus:   {found.status}")
     click.echo(f"created:  {found.created_at.isoformat()}\nupdated:  {found.updated_at.isoformat()}")
     click.echo(f"prompt:   {found.prompt}")
@@ -230,15 +242,13 @@ def get_task(task_ref: str, as_json: bool) -> None:
 
 @task.command("result")
 @task_ref_argument
-@json_option
-@reports_client_errors
+@client_command
 def task_result(task_ref: str, as_json: bool) -> None:
     """Show a task's status and each job's outcome and output."""
-    with signed_in() as client:
-        result = client.result(task_ref)
-    if as_json:
-        echo_json(result)
-        return
+    show_answer(as_json, lambda client: client.result(task_ref), show_result)
+
+
+def show_result(result: TaskResultResponse) -> None:
     click.echo(f"task {result.task_id}: {result.status}")
     for job in result.jobs:
         exit_code = job.result.get("exit_code") if job.result else None
@@ -251,29 +261,26 @@ def task_result(task_ref: str, as_json: bool) -> None:
 @task.command("logs")
 @task_ref_argument
 @click.option("--stream", type=click.Choice(get_args(LogStream)), default="all", show_default=True)
-@json_option
-@reports_client_errors
+@client_command
 def task_logs(task_ref: str, stream: LogStream, as_json: bool) -> None:
     """Print a task's stdout (to stdout) and stderr (to stderr)."""
-    with signed_in() as client:
-        logs = client.logs(task_ref, stream)
-    if as_json:
-        echo_json(logs)
-    else:
-        echo_output({"stdout": logs.stdout, "stderr": logs.stderr})
+    show_answer(as_json, lambda client: client.logs(task_ref, stream), show_logs)
+
+
+def show_logs(logs: TaskLogsResponse) -> None:
+    echo_output({"stdout": logs.stdout, "stderr": logs.stderr})
 
 
 @task.command("cancel")
 @task_ref_argument
-@json_option
-@reports_client_errors
+@client_command
 def cancel_task(task_ref: str, as_json: bool) -> None:
     """Cancel a queued or running task."""
-    with signed_in() as client:
-        canceled = client.cancel(task_ref)
-    if as_json:
-        echo_json(canceled)
-    elif canceled.canceled:
+    show_answer(as_json, lambda client: client.cancel(task_ref), show_cancel)
+
+
+def show_cancel(canceled: CancelTaskResponse) -> None:
+    if canceled.canceled:
         click.echo(f"canceled task {canceled.task_id}")
     else:
         click.echo(f"task {canceled.task_id} already {canceled.status}")
