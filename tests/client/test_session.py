@@ -87,6 +87,9 @@ def test_a_revoked_session_asks_to_log_in_again(
 
     assert result.exit_code == 1
     assert "cynode login" in result.stderr
+    logged_out = cli("logout")
+    assert (logged_out.exit_code, logged_out.stdout) == (0, "logged out\n")
+    assert not (config_home / "cynode" / "credentials.json").exists()
 
 
 def test_logout_revokes_the_session(

@@ -47,9 +47,14 @@ def all_in_one(stack_factory: StackFactory, tmp_path: Path) -> RunningStack:
 def test_wait_prints_the_output_and_exits_with_the_job_code(cli: Cli, all_in_one: RunningStack) -> None:
     assert log_in(cli, all_in_one).exit_code == 0
 
-    succeeded = cli("task", "create", "echo hi", "--mode", "commands", "--wait")
+    succeeded = cli("task", "create", "echo hi", "--mode", "commands", "--name", "greet", "--wait")
     failed = cli("task", "create", "echo oops >&2; exit 3", "--mode", "commands", "--wait")
 
     assert (succeeded.exit_code, succeeded.stdout, succeeded.stderr) == (0, "hi\n", "")
     assert failed.exit_code == 3
     assert failed.stderr.startswith("oops\n"), failed.stderr
+    result = cli("task", "result", "greet")
+    assert result.stdout.startswith("task ")
+    assert ": completed\njob " in result.stdout
+    assert result.stdout.endswith(" on cli-node, exit code 0\nhi\n")
+    assert cli("task", "logs", "greet").stdout == "hi\n"

@@ -75,7 +75,10 @@ class GatewayClient:
         self.gateway_url = gateway_url.rstrip("/")
         self.credentials = credentials
         self._on_tokens = on_tokens
-        self._http = httpx.Client(base_url=self.gateway_url, timeout=timeout)
+        try:
+            self._http = httpx.Client(base_url=self.gateway_url, timeout=timeout)
+        except httpx.InvalidURL as exc:
+            raise ClientError(None, f"invalid gateway URL {gateway_url!r}: {exc}") from exc
 
     def __enter__(self) -> GatewayClient:
         return self

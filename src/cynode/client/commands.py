@@ -12,7 +12,7 @@ import os
 import sys
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any, ParamSpec, TypeVar, get_args
 
 import click
@@ -117,17 +117,16 @@ def login(gateway_url: str, handle: str, as_json: bool) -> None:
 def logout(as_json: bool) -> None:
     """End the session on the gateway and forget it locally."""
     credentials = load_credentials()
-    ended_on_gateway = False
     if credentials is not None:
         try:
-            with signed_in() as client:
+            # A session the gateway already ended (expired, revoked) is as logged out as can be.
+            with suppress(LoginRequired), signed_in() as client:
                 client.logout()
-            ended_on_gateway = True
         finally:
             # A gateway that refuses or cannot be reached must not keep the user "logged in" here.
             delete_credentials()
     if as_json:
-        echo_json({"logged_out": credentials is not None, "ended_on_gateway": ended_on_gateway})
+        echo_json({"logged_out": credentials is not None})
     else:
         click.echo("logged out" if credentials is not None else "not logged in")
 
