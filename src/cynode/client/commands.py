@@ -37,7 +37,7 @@ __all__ = ["client_commands"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
-A = TypeVar("A")
+Answer = TypeVar("Answer")
 
 DEFAULT_GATEWAY_URL = "http://127.0.0.1:12080"
 TERMINAL_STATUSES = frozenset({"completed", "failed", "canceled"})
@@ -65,7 +65,7 @@ def echo_json(value: Any) -> None:
     click.echo(msgspec.json.format(msgspec.json.encode(value), indent=2))
 
 
-def show_answer(as_json: bool, call: Callable[[GatewayClient], A], show_human: Callable[[A], None]) -> None:
+def show_answer(as_json: bool, call: Callable[[GatewayClient], Answer], show_human: Callable[[Answer], None]) -> None:
     """Make one signed-in call and print its answer as JSON or for a human."""
     with signed_in() as client:
         answer = call(client)
