@@ -4,7 +4,6 @@ podman sandbox and the embedded llama.cpp model), driven only through the user A
 from __future__ import annotations
 
 import json
-import socket
 import time
 from pathlib import Path
 from typing import Any
@@ -13,35 +12,18 @@ import httpx
 import pytest
 from pytest_bdd import given, parsers, scenarios, then, when
 
-from cynode.settings import Role
 from tests.fixtures.identity import IDENTITY_ENV, Session
-from tests.fixtures.stack import RunningStack, StackFactory
+from tests.fixtures.stack import RunningStack, StackFactory, start_all_in_one
 
 scenarios("e2e/single_node_happy_path.feature")
 
 TERMINAL = {"completed", "failed", "canceled"}
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @pytest.fixture
 def gateway_stack(stack_factory: StackFactory, tmp_path: Path) -> RunningStack:
     """Every role in one process, the node named by its startup YAML (overrides the identity fixture)."""
-    control_plane_port = _free_port()
-    node_yaml = tmp_path / "node.yaml"
-    node_yaml.write_text(
-        f"version: 1\norchestrator:\n  url: http://127.0.0.1:{control_plane_port}\nnode:\n  id: test-node-01\n"
-    )
-    return stack_factory(
-        "all",
-        env=IDENTITY_ENV,
-        overrides={"control_plane.port": control_plane_port, "node_config": str(node_yaml)},
-    )
+    return start_all_in_one(stack_factory, tmp_path, node_slug="test-node-01", env=IDENTITY_ENV)
 
 
 @pytest.fixture
@@ -78,8 +60,6 @@ def local_node_applied(gateway_stack: RunningStack, db: Any, slug: str) -> None:
         )
 
     _wait(applied, 60, f"node {slug} to apply its config")
-    worker = gateway_stack.client(Role.NODE)
-    assert _wait(lambda: worker.get("/readyz").status_code == 200, 30, "the Worker API to be ready")
 
 
 def _create(gateway: httpx.Client, session: Session, outcome: dict[str, Any], body: dict[str, Any]) -> None:

@@ -2,46 +2,27 @@
 
 from __future__ import annotations
 
-import socket
-import time
 from pathlib import Path
 
 import pytest
 
-from cynode.settings import Role
 from tests.client.conftest import Cli, log_in
 from tests.fixtures.identity import IDENTITY_ENV
-from tests.fixtures.stack import RunningStack, StackFactory
+from tests.fixtures.stack import RunningStack, StackFactory, start_all_in_one
 
 NODE_READY_SECONDS = 120
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @pytest.fixture
 def all_in_one(stack_factory: StackFactory, tmp_path: Path) -> RunningStack:
-    """Every role in one process; the node needs the control plane's port up front in its YAML."""
-    control_plane_port = free_port()
-    node_yaml = tmp_path / "node.yaml"
     # Inference is off: a commands task needs only the sandbox, and the model would slow start-up.
-    node_yaml.write_text(
-        f"version: 1\norchestrator:\n  url: http://127.0.0.1:{control_plane_port}\n"
-        "node:\n  id: cli-node\ninference:\n  mode: disabled\n"
+    return start_all_in_one(
+        stack_factory,
+        tmp_path,
+        node_slug="cli-node",
+        env=IDENTITY_ENV,
+        node_yaml_extra="inference:\n  mode: disabled\n",
     )
-    running = stack_factory(
-        "all", env=IDENTITY_ENV, overrides={"control_plane.port": control_plane_port, "node_config": str(node_yaml)}
-    )
-    worker = running.client(Role.NODE)
-    deadline = time.monotonic() + NODE_READY_SECONDS
-    while worker.get("/readyz").status_code != 200:
-        assert time.monotonic() < deadline, "the node never became ready"
-        time.sleep(0.25)
-    return running
 
 
 def test_wait_prints_the_output_and_exits_with_the_job_code(cli: Cli, all_in_one: RunningStack) -> None:

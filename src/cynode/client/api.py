@@ -18,7 +18,7 @@ import httpx
 from cynode.client.credentials import Credentials
 from cynode.contracts.codec import PayloadError, decode, encode
 from cynode.contracts.identity import LoginRequest, LogoutRequest, RefreshRequest, TokenPair, UserResponse
-from cynode.contracts.problem import Problem
+from cynode.contracts.problem import problem_detail
 from cynode.contracts.tasks import (
     CancelTaskResponse,
     CreateTaskRequest,
@@ -54,11 +54,7 @@ class LoginRequired(ClientError):
 
 
 def _problem_detail(response: httpx.Response) -> str:
-    try:
-        problem = decode(response.content, Problem)
-    except PayloadError:
-        return response.reason_phrase or "request failed"
-    return problem.detail or problem.title
+    return problem_detail(response.content) or response.reason_phrase or "request failed"
 
 
 class GatewayClient:

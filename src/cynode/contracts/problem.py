@@ -4,7 +4,7 @@ from http import HTTPStatus
 
 import msgspec
 
-from cynode.contracts.codec import PayloadError, UnsupportedVersionError
+from cynode.contracts.codec import PayloadError, UnsupportedVersionError, decode
 
 __all__ = [
     "PROBLEM_CONTENT_TYPE",
@@ -18,6 +18,7 @@ __all__ = [
     "TYPE_UNSUPPORTED_PAYLOAD_VERSION",
     "TYPE_VALIDATION",
     "Problem",
+    "problem_detail",
     "problem_for",
     "problem_from_payload_error",
 ]
@@ -88,3 +89,12 @@ def problem_from_payload_error(error: PayloadError) -> Problem:
             detail=str(error),
         )
     return problem_for(400, f"Invalid request body: {error}")
+
+
+def problem_detail(body: bytes) -> str | None:
+    """What a problem document says went wrong (its detail, else its title); None if it is none."""
+    try:
+        problem = decode(body, Problem)
+    except PayloadError:
+        return None
+    return problem.detail or problem.title

@@ -31,7 +31,7 @@ from cynode.contracts.nodes import (
     NodeHeartbeat,
     NodeRegistrationRequest,
 )
-from cynode.contracts.problem import Problem
+from cynode.contracts.problem import problem_detail
 from cynode.http.problems import ProblemError
 from cynode.nodes.auth import AuthenticatedNode, authenticate_node
 from cynode.nodes.capabilities import ingest_report, record_heartbeat
@@ -165,11 +165,7 @@ class HttpControlPlane:
 
 
 def _problem_detail(response: httpx.Response) -> str:
-    try:
-        problem = decode(response.content, Problem)
-    except PayloadError:
-        return response.reason_phrase or "no detail"
-    return problem.detail or problem.title
+    return problem_detail(response.content) or response.reason_phrase or "no detail"
 
 
 def _decode_body(response: httpx.Response, type_: type[T]) -> T:
