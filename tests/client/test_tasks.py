@@ -62,3 +62,17 @@ def test_task_commands_need_a_login(cli: Cli) -> None:
     result = cli("task", "list")
     assert result.exit_code == 1
     assert result.stderr == "Error: not logged in; run `cynode login` (HTTP 401)\n"
+
+
+def test_wait_gives_up_after_its_timeout_and_leaves_the_task_alone(cli: Cli, logged_in: RunningStack) -> None:
+    result = cli("task", "create", "echo hello", "--mode", "commands", "--name", "patient", "--wait", "--timeout", "1")
+    assert result.exit_code == 124
+    assert result.stderr.startswith("task ")
+    assert result.stderr.endswith(" is still queued after 1 s\n")
+    assert json.loads(cli("task", "get", "patient", "--json").stdout)["status"] == "queued"
+
+
+def test_a_timeout_that_is_not_positive_is_refused(cli: Cli, logged_in: RunningStack) -> None:
+    result = cli("task", "create", "echo hello", "--mode", "commands", "--wait", "--timeout", "0")
+    assert result.exit_code == 2
+    assert "--timeout" in result.stderr

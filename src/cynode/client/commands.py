@@ -44,6 +44,8 @@ TERMINAL_STATUSES = frozenset({"completed", "failed", "canceled"})
 # Polling starts quick so short jobs return at once, then backs off to spare the gateway.
 FIRST_POLL_SECONDS = 0.25
 MAX_POLL_SECONDS = 2.0
+# What coreutils timeout(1) exits with when time runs out, so scripts can tell it from a failed job.
+WAIT_TIMED_OUT = 124
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print the gateway's answer as JSON.")
 
@@ -153,8 +155,12 @@ def task() -> None:
               help="prompt goes to the model; script and commands run in a sandbox.")  # fmt: skip
 @click.option("--name", "task_name", help="A task name (unique per user); generated when omitted.")
 @click.option("--wait", is_flag=True, help="Wait until the task finishes, print its output, exit with its code.")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
+              help=f"With --wait: give up after SECONDS and exit {WAIT_TIMED_OUT} (the task keeps going).")  # fmt: skip
 @client_command
-def create_task(prompt: str, input_mode: InputMode, task_name: str | None, wait: bool, as_json: bool) -> None:
+def create_task(
+    prompt: str, input_mode: InputMode, task_name: str | None, wait: bool, timeout: float | None, as_json: bool
+) -> None:
     """Submit PROMPT as a new task."""
     with signed_in() as client:
         created = client.create_task(CreateTaskRequest(prompt=prompt, input_mode=input_mode, task_name=task_name))
@@ -164,7 +170,10 @@ def create_task(prompt: str, input_mode: InputMode, task_name: str | None, wait:
             else:
                 click.echo(f"created task {created.id} {created.task_name} ({created.status})")
             return
-        result = wait_until_finished(client, str(created.id))
+        result = wait_until_finished(client, str(created.id), timeout)
+    if result.status not in TERMINAL_STATUSES:
+        click.echo(f"task {result.task_id} is still {result.status} after {timeout:g} s", err=True)
+        raise SystemExit(WAIT_TIMED_OUT)
     if as_json:
         echo_json(result)
     else:
@@ -176,12 +185,19 @@ def create_task(prompt: str, input_mode: InputMode, task_name: str | None, wait:
     raise SystemExit(exit_code_of(result))
 
 
-def wait_until_finished(client: GatewayClient, task_ref: str) -> TaskResultResponse:
+def wait_until_finished(client: GatewayClient, task_ref: str, timeout: float | None) -> TaskResultResponse:
+    """The task's result once it is terminal, or its last (unfinished) state when ``timeout`` passes."""
+    deadline = None if timeout is None else time.monotonic() + timeout
     delay = FIRST_POLL_SECONDS
     while True:
         result = client.result(task_ref)
         if result.status in TERMINAL_STATUSES:
             return result
+        if deadline is not None:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return result
+            delay = min(delay, remaining)
         time.sleep(delay)
         delay = min(delay * 2, MAX_POLL_SECONDS)
 
