@@ -12,12 +12,11 @@ import httpx
 import pytest
 from pytest_bdd import given, parsers, scenarios, then, when
 
+from cynode.contracts.tasks import TERMINAL_TASK_STATUSES
 from tests.fixtures.identity import IDENTITY_ENV, Session
 from tests.fixtures.stack import RunningStack, StackFactory, start_all_in_one
 
 scenarios("e2e/single_node_happy_path.feature")
-
-TERMINAL = {"completed", "failed", "canceled"}
 
 
 @pytest.fixture
@@ -89,7 +88,7 @@ def task_status_becomes(gateway: httpx.Client, session: Session, outcome: dict[s
 
     def finished() -> dict[str, Any] | None:
         result = gateway.get(f"/v1/tasks/{task_id}/result", headers=session.headers).json()
-        return result if result["status"] in TERMINAL else None
+        return result if result["status"] in TERMINAL_TASK_STATUSES else None
 
     result = _wait(finished, 180, f"task {task_id} to finish")
     assert result["status"] == status, json.dumps(result, indent=2)

@@ -22,6 +22,7 @@ from cynode.client.api import ClientError, GatewayClient, LoginRequired
 from cynode.client.credentials import delete_credentials, load_credentials, save_credentials
 from cynode.contracts.identity import UserResponse
 from cynode.contracts.tasks import (
+    TERMINAL_TASK_STATUSES,
     CancelTaskResponse,
     CreateTaskRequest,
     InputMode,
@@ -40,7 +41,6 @@ R = TypeVar("R")
 Answer = TypeVar("Answer")
 
 DEFAULT_GATEWAY_URL = "http://127.0.0.1:12080"
-TERMINAL_STATUSES = frozenset({"completed", "failed", "canceled"})
 # Polling starts quick so short jobs return at once, then backs off to spare the gateway.
 FIRST_POLL_SECONDS = 0.25
 MAX_POLL_SECONDS = 2.0
@@ -171,7 +171,7 @@ def create_task(
                 click.echo(f"created task {created.id} {created.task_name} ({created.status})")
             return
         result = wait_until_finished(client, str(created.id), timeout)
-    if result.status not in TERMINAL_STATUSES:
+    if result.status not in TERMINAL_TASK_STATUSES:
         click.echo(f"task {result.task_id} is still {result.status} after {timeout:g} s", err=True)
         raise SystemExit(WAIT_TIMED_OUT)
     if as_json:
@@ -191,7 +191,7 @@ def wait_until_finished(client: GatewayClient, task_ref: str, timeout: float | N
     delay = FIRST_POLL_SECONDS
     while True:
         result = client.result(task_ref)
-        if result.status in TERMINAL_STATUSES:
+        if result.status in TERMINAL_TASK_STATUSES:
             return result
         if deadline is not None:
             remaining = deadline - time.monotonic()

@@ -8,6 +8,7 @@ import msgspec
 from cynode.contracts.codec import Timestamp
 
 __all__ = [
+    "TERMINAL_TASK_STATUSES",
     "CancelTaskResponse",
     "CreateTaskRequest",
     "InputMode",
@@ -24,6 +25,8 @@ __all__ = [
 # `prompt` goes to the model and is never run as shell; `script` and `commands` run in a sandbox.
 InputMode = Literal["prompt", "script", "commands"]
 TaskStatus = Literal["queued", "running", "completed", "failed", "canceled"]
+TERMINAL_TASK_STATUSES: frozenset[TaskStatus] = frozenset({"completed", "failed", "canceled"})
+"""A task in one of these states never changes again."""
 # Jobs move through the same five states as the task that owns them.
 JobStatus = TaskStatus
 LogStream = Literal["stdout", "stderr", "all"]
