@@ -109,19 +109,18 @@ def identity_routes(ctx: OrchestratorContext) -> Sequence[ControllerRouterHandle
         created = await service.create_user(current_user, create_request, client_of(request))
         return json_response(created, HTTPStatus.CREATED)
 
-    @post("/v1/users/{user_id:str}/disable", dependencies=admin_only)
-    async def disable_user(
-        request: Request[Any, Any, Any], current_user: NamedDependency[CurrentUser], user_id: FromPath[str]
-    ) -> Response[bytes]:
-        user = await service.set_user_active(current_user, parse_user_id(user_id), False, client_of(request))
-        return json_response(user)
+    def set_active_route(action: str, active: bool) -> ControllerRouterHandler:
+        @post(f"/v1/users/{{user_id:str}}/{action}", dependencies=admin_only, name=f"{action}_user")
+        async def set_active(
+            request: Request[Any, Any, Any], current_user: NamedDependency[CurrentUser], user_id: FromPath[str]
+        ) -> Response[bytes]:
+            user = await service.set_user_active(current_user, parse_user_id(user_id), active, client_of(request))
+            return json_response(user)
 
-    @post("/v1/users/{user_id:str}/enable", dependencies=admin_only)
-    async def enable_user(
-        request: Request[Any, Any, Any], current_user: NamedDependency[CurrentUser], user_id: FromPath[str]
-    ) -> Response[bytes]:
-        user = await service.set_user_active(current_user, parse_user_id(user_id), True, client_of(request))
-        return json_response(user)
+        return set_active
+
+    disable_user = set_active_route("disable", active=False)
+    enable_user = set_active_route("enable", active=True)
 
     @post("/v1/users/{user_id:str}/reset_password", dependencies=admin_only)
     async def reset_password(
