@@ -22,10 +22,11 @@ from cynode.context import LocalWorker, OrchestratorContext
 from cynode.crypto import load_secret_box
 from cynode.db.embedded import EmbeddedPostgres
 from cynode.db.migrations import apply_migrations
-from cynode.db.pool import open_pool
+from cynode.db.pool import dsn_of, open_pool
 from cynode.dispatch.runner import run_dispatcher
 from cynode.http.app import build_app
 from cynode.http.server import ServedApp
+from cynode.identity.auth_cache import AuthCache
 from cynode.identity.bootstrap import ensure_bootstrap_users
 from cynode.identity.http import identity_routes
 from cynode.nodemanager.config import NodeConfig, load_node_config
@@ -116,7 +117,8 @@ class Stack:
         if self.roles & {Role.ORCHESTRATOR, Role.GATEWAY}:
             dsn = await resolve_database(settings, self._exits)
             await apply_migrations(dsn)
-            pool = await open_pool(dsn)
+            auth_cache = AuthCache()
+            pool = await open_pool(dsn, configure=auth_cache.watch_connection)
             self._exits.push_async_callback(pool.close)
             self.context = OrchestratorContext(
                 settings=settings,
@@ -125,6 +127,7 @@ class Stack:
                 signer=TokenSigner(persistent_secret("jwt_secret", settings.data_dir, self.env)),
                 secret_box=load_secret_box(settings.data_dir, self.env),
                 env=self.env,
+                auth_cache=auth_cache,
             )
             if Role.ORCHESTRATOR in self.roles:
                 await ensure_bootstrap_users(self.context)
@@ -155,6 +158,8 @@ class Stack:
         local_worker = LocalWorker(self.node.slug, self.worker) if self.node and self.worker else None
         if Role.ORCHESTRATOR in self.roles:
             self._spawn("dispatcher", run_dispatcher(self._context, local_worker))
+        if Role.GATEWAY in self.roles:
+            self._spawn("identity_listener", self._context.auth_cache.listen(dsn_of(self._context.pool)))
         if self.node is not None and self.worker is not None:
             worker_api_url = self.apps[Role.NODE].base_url
             manager = run_node_manager(self.settings, self.node, self.worker, self.env, worker_api_url, self.context)

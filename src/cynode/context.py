@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from cynode.crypto import SecretBox
 from cynode.db.pool import Pool
+from cynode.identity.auth_cache import AuthCache
 from cynode.settings import Role, Settings
 from cynode.tokens import TokenSigner
 
@@ -27,6 +28,8 @@ class OrchestratorContext:
     secret_box: SecretBox
     env: Mapping[str, str]
     """Source of secrets (``CYNODE_*`` and ``CYNODE_*_FILE``); ``os.environ`` outside tests."""
+    auth_cache: AuthCache = field(default_factory=AuthCache)
+    """Trusted only when the pool's connections watch it and its listener runs (the composition root)."""
 
 
 @dataclass(frozen=True)

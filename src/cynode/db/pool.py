@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import TypeAlias
 
 from psycopg import AsyncConnection
@@ -12,11 +13,20 @@ Pool: TypeAlias = AsyncConnectionPool[AsyncConnection[DictRow]]
 """Connections yield rows as dicts keyed by column name."""
 
 
-async def open_pool(dsn: str, *, max_size: int = 10) -> Pool:
-    """Open a pool of autocommit connections; repositories open transactions explicitly."""
+async def open_pool(
+    dsn: str,
+    *,
+    max_size: int = 10,
+    configure: Callable[[AsyncConnection[DictRow]], Awaitable[None]] | None = None,
+) -> Pool:
+    """Open a pool of autocommit connections; repositories open transactions explicitly.
+
+    ``configure`` runs once on every new connection before the pool hands it out.
+    """
     pool: Pool = AsyncConnectionPool(
         dsn,
         connection_class=AsyncConnection[DictRow],
+        configure=configure,
         min_size=1,
         max_size=max_size,
         open=False,
@@ -25,3 +35,11 @@ async def open_pool(dsn: str, *, max_size: int = 10) -> Pool:
     )
     await pool.open(wait=True, timeout=30)
     return pool
+
+
+def dsn_of(pool: Pool) -> str:
+    """The DSN ``pool`` connects with, for a long-lived connection of its own (e.g. for ``LISTEN``)."""
+    conninfo = pool.conninfo
+    if not isinstance(conninfo, str):
+        raise TypeError("the pool was not opened with a plain DSN")
+    return conninfo

@@ -2,9 +2,10 @@
 
 A request is authenticated when it carries ``Authorization: Bearer <access token>`` whose
 signature, issuer, expiry and ``token_type`` verify, AND whose session (``sid``) is still live in
-the database AND whose user is active. The database check runs on every request, so logout,
-session revocation and disabling a user take effect immediately. ``is_admin`` and ``handle`` come
-from the database, not from the token, so a demotion also applies at once.
+the database AND whose user is active. ``is_admin`` and ``handle`` come from the database, not
+from the token. Both checks are remembered in :mod:`cynode.identity.auth_cache`, which forgets the
+sessions the moment anything about a user or a session changes, so logout, session revocation,
+disabling a user and a demotion still take effect immediately.
 
 How another domain's routes use it: give the handler a parameter named ``current_user`` typed
 :class:`CurrentUser` and register the provider under that name, on the handler or on a Router::
@@ -40,6 +41,7 @@ from cynode.context import OrchestratorContext
 from cynode.db.pool import Pool
 from cynode.http.problems import ProblemError
 from cynode.identity import sessions
+from cynode.identity.auth_cache import AuthCache, VerifiedToken
 from cynode.tokens import InvalidTokenError, TokenSigner
 
 CURRENT_USER: Final = "current_user"
@@ -85,29 +87,42 @@ def _uuid_claim(claims: dict[str, Any], name: str) -> UUID:
 
 
 class Authenticator:
-    def __init__(self, pool: Pool, signer: TokenSigner) -> None:
+    def __init__(self, pool: Pool, signer: TokenSigner, cache: AuthCache) -> None:
         self._pool = pool
         self._signer = signer
+        self._cache = cache
 
     async def authenticate(self, authorization: str | None) -> CurrentUser:
         """The caller named by an ``Authorization`` header value; 401 problem when there is none."""
-        token = bearer_token(authorization)
+        token = self._verified(bearer_token(authorization))
+        user = self._cache.live_session(token.user_id, token.session_id)
+        if user is None:
+            generation = self._cache.generation
+            async with self._pool.connection() as conn:
+                user = await sessions.live_session_user(conn, token.user_id, token.session_id)
+            if user is None:
+                raise _unauthorized(INVALID_TOKEN)
+            self._cache.remember_session(token.user_id, token.session_id, user, generation=generation)
+        return CurrentUser(id=user.id, handle=user.handle, is_admin=user.is_admin, session_id=token.session_id)
+
+    def _verified(self, token: str) -> VerifiedToken:
+        verified = self._cache.verified_token(token)
+        if verified is not None:
+            return verified
         try:
             claims = self._signer.verify(token, ACCESS_TOKEN_TYPE)
         except InvalidTokenError:
             raise _unauthorized(INVALID_TOKEN) from None
-        user_id = _uuid_claim(claims, "sub")
-        session_id = _uuid_claim(claims, "sid")
-        async with self._pool.connection() as conn:
-            user = await sessions.live_session_user(conn, user_id, session_id)
-        if user is None:
-            raise _unauthorized(INVALID_TOKEN)
-        return CurrentUser(id=user.id, handle=user.handle, is_admin=user.is_admin, session_id=session_id)
+        verified = VerifiedToken(
+            user_id=_uuid_claim(claims, "sub"), session_id=_uuid_claim(claims, "sid"), expires_at=float(claims["exp"])
+        )
+        self._cache.remember_token(token, verified)
+        return verified
 
 
 def current_user_provider(ctx: OrchestratorContext) -> Provide:
     """Dependency yielding the authenticated :class:`CurrentUser` (401 otherwise)."""
-    authenticator = Authenticator(ctx.pool, ctx.signer)
+    authenticator = Authenticator(ctx.pool, ctx.signer, ctx.auth_cache)
 
     async def provide_current_user(request: Request[Any, Any, Any]) -> CurrentUser:
         return await authenticator.authenticate(request.headers.get("authorization"))
@@ -117,7 +132,7 @@ def current_user_provider(ctx: OrchestratorContext) -> Provide:
 
 def admin_user_provider(ctx: OrchestratorContext) -> Provide:
     """Dependency yielding the authenticated :class:`CurrentUser` when an admin (401, or 403 otherwise)."""
-    authenticator = Authenticator(ctx.pool, ctx.signer)
+    authenticator = Authenticator(ctx.pool, ctx.signer, ctx.auth_cache)
 
     async def provide_admin_user(request: Request[Any, Any, Any]) -> CurrentUser:
         user = await authenticator.authenticate(request.headers.get("authorization"))
