@@ -1,0 +1,155 @@
+#!/usr/bin/env python3
+"""Queue claims per second: the dispatcher's claim step under contention, no containers.
+
+Starts a private PostgreSQL, stores a few dispatchable nodes and 10,000 queued jobs (tasks of
+several users), then lets 8 concurrent claimers do what each dispatcher does per job: in one
+transaction read the dispatchable nodes and claim the next job, then record the attempt as
+completed (as an instantly finishing sandbox would, so node slots keep freeing up) until the queue
+is empty. Prints claims per second beside the rate of a plain ``SELECT 1`` round trip on the same
+pool and concurrency, the ceiling any claim is measured against.
+
+A measurement, not a test: it never fails on a slow result.
+
+Usage: .venv/bin/python scripts/bench/queue_claims.py [--jobs N] [--claimers N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import secrets
+import shutil
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+from psycopg.types.json import Jsonb
+
+from cynode.crypto import SecretBox
+from cynode.db.embedded import EmbeddedPostgres
+from cynode.db.migrations import apply_migrations
+from cynode.db.pool import Pool, open_pool
+from cynode.dispatch import claims
+from cynode.dispatch.runner import NodesSource
+
+NODES = 4
+SLOTS_PER_NODE = 16
+USERS = 4
+HEARTBEAT_GRACE_SECONDS = 3600
+
+
+def capability(slug: str) -> dict[str, object]:
+    return {
+        "version": 1,
+        "reported_at": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+        "node": {"node_slug": slug, "labels": []},
+        "platform": {"os": "linux", "arch": "amd64"},
+        "compute": {"cpu_cores": 2, "ram_mb": 4096},
+        "sandbox": {"supported": True, "features": [], "max_concurrency": SLOTS_PER_NODE},
+        "worker_api": {"base_url": f"http://{slug}.invalid:12090"},
+    }
+
+
+async def seed(pool: Pool, jobs: int) -> None:
+    async with pool.connection() as conn, conn.transaction():
+        for number in range(NODES):
+            slug = f"bench-node-{number}"
+            cursor = await conn.execute(
+                """
+                INSERT INTO nodes (node_slug, status, config_version, config_ack_status, config_ack_version,
+                                   worker_api_target_url, worker_api_bearer_token_ciphertext, last_seen_at)
+                VALUES (%s, 'active', 'v1', 'applied', 'v1', %s, %s, now() + interval '1 day')
+                RETURNING id
+                """,
+                (slug, f"http://{slug}.invalid:12090", b"sealed"),
+            )
+            row = await cursor.fetchone()
+            assert row is not None
+            await conn.execute(
+                "INSERT INTO node_capabilities (node_id, reported_at, capability_hash, capability_snapshot)"
+                " VALUES (%s, now(), 'sha256:bench', %s)",
+                (row["id"], Jsonb(capability(slug))),
+            )
+        users = [uuid.uuid4() for _ in range(USERS)]
+        for user_id in users:
+            await conn.execute("INSERT INTO users (id, handle) VALUES (%s, %s)", (user_id, f"bench-{user_id.hex[:8]}"))
+        await conn.execute(
+            """
+            WITH made AS (
+                INSERT INTO tasks (created_by, task_name, prompt, input_mode)
+                SELECT (%(users)s::uuid[])[1 + n %% %(user_count)s], 'bench-' || n, 'true', 'commands'
+                FROM generate_series(1, %(jobs)s) AS n
+                RETURNING id
+            )
+            INSERT INTO jobs (task_id, payload)
+            SELECT id, '{"command": ["true"]}'::jsonb FROM made
+            """,
+            {"users": users, "user_count": USERS, "jobs": jobs},
+        )
+
+
+async def claimer(pool: Pool, nodes: NodesSource, owner: str) -> int:
+    claimed = 0
+    while True:
+        async with pool.connection() as conn:
+            async with conn.transaction():
+                job = await claims.claim_next(conn, await nodes(conn), owner=owner, lease_seconds=60)
+            if job is None:
+                return claimed
+            async with conn.transaction():
+                await claims.finish_attempt(conn, job.job_id, job.attempt, status="completed", result={"version": 1})
+        claimed += 1
+
+
+async def select_one_loop(pool: Pool, until: float) -> int:
+    count = 0
+    while time.perf_counter() < until:
+        async with pool.connection() as conn:
+            await conn.execute("SELECT 1")
+        count += 1
+    return count
+
+
+async def bench(dsn: str, jobs: int, concurrency: int) -> None:
+    await apply_migrations(dsn)
+    pool = await open_pool(dsn, max_size=concurrency)
+    try:
+        await seed(pool, jobs)
+        nodes = NodesSource(SecretBox(secrets.token_bytes(32)), HEARTBEAT_GRACE_SECONDS)
+        started = time.perf_counter()
+        counts = await asyncio.gather(*(claimer(pool, nodes, f"bench-{n}") for n in range(concurrency)))
+        claim_seconds = time.perf_counter() - started
+        until = time.perf_counter() + 3
+        selects = await asyncio.gather(*(select_one_loop(pool, until) for _ in range(concurrency)))
+    finally:
+        await pool.close()
+    claim_rate = sum(counts) / claim_seconds
+    select_rate = sum(selects) / 3
+    print(f"jobs: {sum(counts)} claimed by {concurrency} claimers in {claim_seconds:.1f} s ({NODES} nodes)")
+    print(f"claims (nodes read + claim, then the attempt finished): {claim_rate:7.0f}/s")
+    print(f"SELECT 1 round trips, same pool and concurrency:       {select_rate:7.0f}/s")
+    print(f"ratio: {claim_rate / select_rate:.2f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--jobs", type=int, default=10_000)
+    parser.add_argument("--claimers", type=int, default=8)
+    args = parser.parse_args()
+    if args.jobs < 1 or args.claimers < 1:
+        parser.error("--jobs and --claimers must be at least 1")
+    root = Path(tempfile.mkdtemp(prefix="cynode-bench-claims-"))
+    root.chmod(0o755)  # the postgres user must traverse it when run as root
+    database = EmbeddedPostgres(root / "pg", fast_unsafe=True)
+    try:
+        asyncio.run(bench(database.start(), args.jobs, args.claimers))
+    finally:
+        database.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
