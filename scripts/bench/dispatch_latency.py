@@ -1,86 +1,69 @@
 #!/usr/bin/env python3
 """Task dispatch latency: ``POST /v1/tasks`` to ``completed`` against a direct Worker API ``jobs:run``.
 
-Starts a private PostgreSQL, the gateway and orchestrator roles (so a dispatcher runs) and a Worker
-API on loopback, registers the Worker API as a node the way a node manager does (report, config,
-token, ack), then times, in one run and alternating so both see the same machine state: a
-``commands`` task ``true`` from submission until ``GET /v1/tasks/{id}`` says ``completed``
-(polled every few milliseconds), and ``jobs:run`` of the same job sent straight to the Worker API.
-Prints both medians and their ratio: what the queue, the NOTIFY wake-up, the claim and the result
-write cost on top of running the container. A measurement, not a test: it never fails on a slow
-result.
+Two deployments, each timed in one run, alternating so both sides see the same machine state:
 
-Usage: .venv/bin/python scripts/bench/dispatch_latency.py [--iterations N] [--image REF]
+- ``all-in-one``: every role in this process (``cynode serve --role=all``); the dispatcher reaches
+  the node in-process;
+- ``split``: gateway and orchestrator in this process, the node a separate ``cynode serve
+  --role=node`` process that registers itself over HTTP; the dispatcher calls its Worker API over
+  HTTP, as across hosts.
+
+A ``commands`` task ``true`` is timed from submission until ``GET /v1/tasks/{id}`` says
+``completed`` (polled every few milliseconds), and ``jobs:run`` of the same job sent straight to
+the node's Worker API. Prints both medians and the dispatch overhead (the difference): what the
+queue, the NOTIFY wake-up, the claim and the result write cost on top of running the container.
+Inference is off on the node: the jobs need none, and the bench must not wait for a model.
+A measurement, not a test: it never fails on a slow result.
+
+Usage: .venv/bin/python scripts/bench/dispatch_latency.py [--iterations N] [--image REF] [--mode all-in-one|split|both]
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import os
 import secrets
 import shutil
+import socket
 import statistics
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import httpx
+import psycopg
+from psycopg.conninfo import make_conninfo
 from report import print_ratio, sandbox_bench_arguments
 
 from cynode.composition import Stack
 from cynode.db.embedded import EmbeddedPostgres
-from cynode.http.server import ServedApp
-from cynode.sandbox import PodmanService, SandboxExecutor, SandboxSettings
 from cynode.settings import Role, load_settings
-from cynode.worker import WorkerService, create_worker_app
 
 SLUG = "bench-node"
 POLL_SECONDS = 0.005
+NODE_READY_SECONDS = 60
+MODES = ("all-in-one", "split")
 
 
-def now() -> str:
-    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
-def capability(slug: str, worker_url: str, max_concurrency: int) -> dict[str, Any]:
-    return {
-        "version": 1,
-        "reported_at": now(),
-        "node": {"node_slug": slug, "labels": []},
-        "platform": {"os": "linux", "arch": "amd64"},
-        "compute": {"cpu_cores": os.cpu_count() or 1, "ram_mb": 1024},
-        "sandbox": {"supported": True, "features": [], "max_concurrency": max_concurrency},
-        "worker_api": {"base_url": worker_url},
-    }
-
-
-async def register_node(control_plane: httpx.AsyncClient, psk: str, service: WorkerService, worker_url: str) -> str:
-    """What a node manager does: register, fetch the config, apply its token, ack ``applied``.
-
-    Returns the Worker API token, which the direct calls present as well.
-    """
-    report = capability(SLUG, worker_url, service.settings.max_concurrency)
-    registered = await control_plane.post("/v1/nodes/register", json={"psk": psk, "capability": report})
-    registered.raise_for_status()
-    auth = {"Authorization": f"Bearer {registered.json()['auth']['node_jwt']}"}
-    fetched = await control_plane.get("/v1/nodes/config", headers=auth)
-    fetched.raise_for_status()
-    config = fetched.json()
-    token: str = config["worker_api"]["orchestrator_bearer_token"]
-    service.apply_config(bearer_token=token)
-    ack = {
-        "version": 1,
-        "node_slug": SLUG,
-        "config_version": config["config_version"],
-        "ack_at": now(),
-        "status": "applied",
-    }
-    (await control_plane.post("/v1/nodes/config", json=ack, headers=auth)).raise_for_status()
-    return token
+def node_yaml(directory: Path, control_plane_port: int, image: str) -> Path:
+    path = directory / "node.yaml"
+    path.write_text(
+        f"version: 1\norchestrator:\n  url: http://127.0.0.1:{control_plane_port}\n"
+        "  registration_psk_env: CYNODE_NODE_REGISTRATION_PSK\n"
+        f"node:\n  id: {SLUG}\nsandbox:\n  default_image: {image}\ninference:\n  mode: disabled\n"
+    )
+    return path
 
 
 async def time_task(gateway: httpx.AsyncClient, auth: dict[str, str]) -> float:
@@ -102,10 +85,9 @@ async def time_task(gateway: httpx.AsyncClient, auth: dict[str, str]) -> float:
 async def time_direct_job(worker: httpx.AsyncClient, token: str, image: str, number: int) -> float:
     body = {
         "version": 1,
-        "task_id": "bench-task",
-        "job_id": f"bench-direct-{number}",
-        "attempt": 1,
-        "sandbox": {"image": image, "command": ["sh", "-c", "true"]},
+        "task_id": f"bench-task-{number}",
+        "job_id": f"bench-job-{number}",
+        "sandbox": {"image": image, "command": ["true"], "network_policy": "none"},
     }
     started = time.perf_counter()
     response = await worker.post("/v1/worker/jobs:run", json=body, headers={"Authorization": f"Bearer {token}"})
@@ -115,59 +97,112 @@ async def time_direct_job(worker: httpx.AsyncClient, token: str, image: str, num
     return elapsed
 
 
-async def bench(iterations: int, image: str, root: Path, dsn: str) -> None:
-    psk = secrets.token_urlsafe(16)
-    admin_password = secrets.token_urlsafe(16)
+async def node_worker(stack: Stack) -> tuple[str, str]:
+    """The registered node's Worker API URL and bearer token, once it is dispatchable."""
+    context = stack.context
+    assert context is not None
+    deadline = time.monotonic() + NODE_READY_SECONDS
+    while time.monotonic() < deadline:
+        async with context.pool.connection() as conn:
+            cursor = await conn.execute(
+                "SELECT id, worker_api_target_url, worker_api_bearer_token_ciphertext FROM nodes"
+                " WHERE node_slug = %s AND config_ack_status = 'applied' AND config_ack_version = config_version",
+                (SLUG,),
+            )
+            row = await cursor.fetchone()
+        if row is not None:
+            token = context.secret_box.open(bytes(row["worker_api_bearer_token_ciphertext"]), str(row["id"]))
+            return row["worker_api_target_url"], token
+        await asyncio.sleep(0.1)
+    raise SystemExit(f"the node never became dispatchable within {NODE_READY_SECONDS} s")
+
+
+@contextlib.asynccontextmanager
+async def deployment(mode: str, root: Path, dsn: str, image: str, env: dict[str, str]) -> AsyncIterator[Stack]:
+    """The stack this process runs for ``mode``; in split mode the node runs as a separate process."""
+    control_plane_port = free_port()
+    directory = root / mode
+    directory.mkdir()
+    overrides: dict[str, object] = {
+        "data_dir": str(directory / "data"),
+        "database_url": dsn,
+        "gateway.port": 0,
+        "control_plane.port": control_plane_port,
+        "worker_api.port": 0,
+        "node_config": str(node_yaml(directory, control_plane_port, image)),
+        "dispatch.sandbox_image": image,
+    }
+    roles = frozenset(Role) if mode == "all-in-one" else frozenset({Role.GATEWAY, Role.ORCHESTRATOR})
+    async with Stack(load_settings(env={}, overrides=overrides), roles, env=env) as stack:
+        if mode == "all-in-one":
+            yield stack
+            return
+        command = [
+            sys.executable, "-m", "cynode.cli", "serve", "--role=node", "--data-dir", str(directory / "node"),
+            "--node-config", str(overrides["node_config"]), "--set", f"worker_api.port={free_port()}",
+        ]  # fmt: skip
+        with (directory / "node.log").open("wb") as node_log:
+            node = await asyncio.create_subprocess_exec(
+                *command, env={**os.environ, **env}, stdout=node_log, stderr=node_log
+            )
+        try:
+            yield stack
+        finally:
+            node.terminate()
+            await node.wait()
+
+
+async def bench_mode(mode: str, iterations: int, image: str, root: Path, dsn: str) -> float:
+    password = secrets.token_urlsafe(16)
     env = {
-        "CYNODE_ADMIN_PASSWORD": admin_password,
-        "CYNODE_NODE_REGISTRATION_PSK": psk,
+        "CYNODE_ADMIN_PASSWORD": password,
+        "CYNODE_NODE_REGISTRATION_PSK": secrets.token_urlsafe(16),
         "CYNODE_SECRET_KEY": base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),
     }
-    overrides = {"data_dir": str(root / "data"), "database_url": dsn, "gateway.port": 0, "control_plane.port": 0}
-    stack = Stack(load_settings(env={}, overrides=overrides), frozenset({Role.GATEWAY, Role.ORCHESTRATOR}), env=env)
-    settings = SandboxSettings(mount_root=root / "mounts", default_image=image)
-    podman = PodmanService(root / "podman")
-    service = WorkerService(SandboxExecutor(settings, podman.url, owner="bench-dispatch"), podman)
-    await service.start()
-    served = ServedApp("worker_api", create_worker_app(service), "127.0.0.1", 0)
-    await served.start()
-    await stack.start()
-    try:
+    async with deployment(mode, root, dsn, image, env) as stack:
+        worker_url, token = await node_worker(stack)
         async with (
             httpx.AsyncClient(base_url=stack.base_url(Role.GATEWAY), timeout=60) as gateway,
-            httpx.AsyncClient(base_url=stack.base_url(Role.ORCHESTRATOR), timeout=60) as control_plane,
-            httpx.AsyncClient(base_url=served.base_url, timeout=60) as worker,
+            httpx.AsyncClient(base_url=worker_url, timeout=60) as worker,
         ):
-            node_token = await register_node(control_plane, psk, service, served.base_url)
-            login = await gateway.post("/v1/auth/login", json={"handle": "admin", "password": admin_password})
+            login = await gateway.post("/v1/auth/login", json={"handle": "admin", "password": password})
             login.raise_for_status()
             auth = {"Authorization": f"Bearer {login.json()['access_token']}"}
             for warmup in range(3):
                 await time_task(gateway, auth)
-                await time_direct_job(worker, node_token, image, -1 - warmup)
+                await time_direct_job(worker, token, image, -1 - warmup)
             task_times, direct_times = [], []
             for number in range(iterations):
                 task_times.append(await time_task(gateway, auth))
-                direct_times.append(await time_direct_job(worker, node_token, image, number))
-    finally:
-        await stack.stop()
-        await service.stop()
-        await served.stop()
+                direct_times.append(await time_direct_job(worker, token, image, number))
+    print(f"== {mode}")
     ratio = print_ratio(
         iterations, ("task create -> completed", task_times), ("direct jobs:run (same job)", direct_times)
     )
     overhead = statistics.median(task_times) - statistics.median(direct_times)
     print(f"ratio: {ratio:.2f} (dispatch overhead {overhead * 1000:.0f} ms)")
+    return overhead
+
+
+async def bench(modes: list[str], iterations: int, image: str, root: Path, dsn: str) -> None:
+    overheads = {}
+    for mode in modes:
+        # A database per mode: the previous mode's node must not look dispatchable.
+        database = "bench_" + mode.replace("-", "_")
+        async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as admin:
+            await admin.execute(f"CREATE DATABASE {database}")
+        overheads[mode] = await bench_mode(mode, iterations, image, root, make_conninfo(dsn, dbname=database))
+    print("dispatch overhead: " + ", ".join(f"{mode} {value * 1000:.0f} ms" for mode, value in overheads.items()))
 
 
 def main() -> None:
-    args = sandbox_bench_arguments(__doc__)
+    args = sandbox_bench_arguments(__doc__, modes={"both": list(MODES), **{mode: [mode] for mode in MODES}})
     root = Path(tempfile.mkdtemp(prefix="cynode-bench-dispatch-"))
     root.chmod(0o755)  # the postgres user must traverse it when run as root
     database = EmbeddedPostgres(root / "pg", fast_unsafe=True)
     try:
         dsn = database.start()
-        asyncio.run(bench(args.iterations, args.image, root, dsn))
+        asyncio.run(bench(args.mode, args.iterations, args.image, root, dsn))
     finally:
         database.stop()
         shutil.rmtree(root, ignore_errors=True)

@@ -4,16 +4,25 @@ from __future__ import annotations
 
 import argparse
 import statistics
+from collections.abc import Mapping
 
 from cynode.sandbox import DEFAULT_SANDBOX_IMAGE
 
 
-def sandbox_bench_arguments(doc: str | None) -> argparse.Namespace:
-    """``--iterations`` (at least 1) and ``--image`` for a benchmark that runs sandbox jobs."""
+def sandbox_bench_arguments(doc: str | None, modes: Mapping[str, list[str]] | None = None) -> argparse.Namespace:
+    """``--iterations`` (at least 1) and ``--image`` for a benchmark that runs sandbox jobs.
+
+    With ``modes``, also ``--mode NAME`` (the first name is the default); ``args.mode`` is the list
+    the chosen name stands for.
+    """
     parser = argparse.ArgumentParser(description=doc.splitlines()[0] if doc else None)
     parser.add_argument("--iterations", type=int, default=20)
     parser.add_argument("--image", default=DEFAULT_SANDBOX_IMAGE)
+    if modes:
+        parser.add_argument("--mode", choices=list(modes), default=next(iter(modes)))
     args = parser.parse_args()
+    if modes:
+        args.mode = modes[args.mode]
     if args.iterations < 1:
         parser.error("--iterations must be at least 1")
     return args
