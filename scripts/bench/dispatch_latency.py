@@ -26,11 +26,9 @@ import base64
 import contextlib
 import os
 import secrets
-import shutil
 import socket
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -38,10 +36,9 @@ from pathlib import Path
 import httpx
 import psycopg
 from psycopg.conninfo import make_conninfo
-from report import print_ratio, sandbox_bench_arguments
+from report import print_ratio, private_database, sandbox_bench_arguments
 
 from cynode.composition import Stack
-from cynode.db.embedded import EmbeddedPostgres
 from cynode.settings import Role, load_settings
 
 SLUG = "bench-node"
@@ -197,15 +194,8 @@ async def bench(modes: list[str], iterations: int, image: str, root: Path, dsn: 
 
 def main() -> None:
     args = sandbox_bench_arguments(__doc__, modes={"both": list(MODES), **{mode: [mode] for mode in MODES}})
-    root = Path(tempfile.mkdtemp(prefix="cynode-bench-dispatch-"))
-    root.chmod(0o755)  # the postgres user must traverse it when run as root
-    database = EmbeddedPostgres(root / "pg", fast_unsafe=True)
-    try:
-        dsn = database.start()
+    with private_database("dispatch") as (root, dsn):
         asyncio.run(bench(args.mode, args.iterations, args.image, root, dsn))
-    finally:
-        database.stop()
-        shutil.rmtree(root, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -29,12 +29,12 @@ import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+from report import private_database
 
 try:
     import granian.constants
@@ -44,7 +44,6 @@ except ImportError:
 from litestar import Litestar, get
 
 from cynode.composition import Stack
-from cynode.db.embedded import EmbeddedPostgres
 from cynode.http.server import ServedApp
 from cynode.settings import Role, load_settings
 
@@ -179,15 +178,8 @@ def arguments() -> argparse.Namespace:
 
 def main() -> None:
     args = arguments()
-    root = Path(tempfile.mkdtemp(prefix="cynode-bench-gateway-"))
-    root.chmod(0o755)  # the postgres user must traverse it when run as root
-    database = EmbeddedPostgres(root / "pg", fast_unsafe=True)
-    try:
-        dsn = database.start()
+    with private_database("gateway") as (root, dsn):
         asyncio.run(bench(args, root, dsn))
-    finally:
-        database.stop()
-        shutil.rmtree(root, ignore_errors=True)
 
 
 if __name__ == "__main__":

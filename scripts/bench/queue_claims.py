@@ -18,18 +18,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import secrets
-import shutil
 import sys
-import tempfile
 import time
 import uuid
 from datetime import UTC, datetime
-from pathlib import Path
 
 from psycopg.types.json import Jsonb
+from report import private_database
 
 from cynode.crypto import SecretBox
-from cynode.db.embedded import EmbeddedPostgres
 from cynode.db.migrations import apply_migrations
 from cynode.db.pool import Pool, open_pool
 from cynode.dispatch import claims
@@ -141,14 +138,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.jobs < 1 or args.claimers < 1:
         parser.error("--jobs and --claimers must be at least 1")
-    root = Path(tempfile.mkdtemp(prefix="cynode-bench-claims-"))
-    root.chmod(0o755)  # the postgres user must traverse it when run as root
-    database = EmbeddedPostgres(root / "pg", fast_unsafe=True)
-    try:
-        asyncio.run(bench(database.start(), args.jobs, args.claimers))
-    finally:
-        database.stop()
-        shutil.rmtree(root, ignore_errors=True)
+    with private_database("claims") as (_, dsn):
+        asyncio.run(bench(dsn, args.jobs, args.claimers))
 
 
 if __name__ == "__main__":

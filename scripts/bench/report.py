@@ -1,11 +1,17 @@
-"""What every benchmark here shares: its command line and how it prints a measured-vs-baseline ratio."""
+"""What every benchmark here shares: its command line, a private database, and how it prints a
+measured-vs-baseline ratio."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import shutil
 import statistics
-from collections.abc import Mapping
+import tempfile
+from collections.abc import Iterator, Mapping
+from pathlib import Path
 
+from cynode.db.embedded import EmbeddedPostgres
 from cynode.sandbox import DEFAULT_SANDBOX_IMAGE
 
 
@@ -35,3 +41,16 @@ def print_ratio(iterations: int, measured: tuple[str, list[float]], baseline: tu
     for label, times in (measured, baseline):
         print(f"{label + ':':{width}}median {statistics.median(times) * 1000:.0f} ms, min {min(times) * 1000:.0f} ms")
     return statistics.median(measured[1]) / statistics.median(baseline[1])
+
+
+@contextlib.contextmanager
+def private_database(name: str) -> Iterator[tuple[Path, str]]:
+    """A scratch directory and the DSN of a throwaway PostgreSQL inside it; both gone afterwards."""
+    root = Path(tempfile.mkdtemp(prefix=f"cynode-bench-{name}-"))
+    root.chmod(0o755)  # the postgres user must traverse it when run as root
+    database = EmbeddedPostgres(root / "pg", fast_unsafe=True)
+    try:
+        yield root, database.start()
+    finally:
+        database.stop()
+        shutil.rmtree(root, ignore_errors=True)
