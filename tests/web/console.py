@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 
 from cynode.composition import parse_roles
-from cynode.settings import Role, load_settings
+from cynode.settings import Role, Settings, load_settings
 from tests.fixtures.identity import IDENTITY_ENV, IDENTITY_ROLES
 from tests.fixtures.stack import EPHEMERAL_PORTS, RunningStack, start_stack
 
@@ -52,10 +52,9 @@ def console_client(stack: RunningStack) -> Iterator[httpx.Client]:
         yield client
 
 
-@contextmanager
-def gateway_stack_on(dsn: str, data_dir: Path, overrides: Mapping[str, Any] | None = None) -> Iterator[RunningStack]:
-    """Gateway and orchestrator roles on ``dsn`` with the identity tests' admin, for a whole module."""
-    settings = load_settings(
+def console_settings(dsn: str, data_dir: Path, overrides: Mapping[str, Any] | None = None) -> Settings:
+    """Settings for a test stack on ``dsn`` with ephemeral ports and the console tests' login limits."""
+    return load_settings(
         env={},
         overrides={
             **EPHEMERAL_PORTS,
@@ -65,7 +64,12 @@ def gateway_stack_on(dsn: str, data_dir: Path, overrides: Mapping[str, Any] | No
             **(overrides or {}),
         },
     )
-    running = start_stack(settings, parse_roles([IDENTITY_ROLES]), IDENTITY_ENV)
+
+
+@contextmanager
+def gateway_stack_on(dsn: str, data_dir: Path, overrides: Mapping[str, Any] | None = None) -> Iterator[RunningStack]:
+    """Gateway and orchestrator roles on ``dsn`` with the identity tests' admin, for a whole module."""
+    running = start_stack(console_settings(dsn, data_dir, overrides), parse_roles([IDENTITY_ROLES]), IDENTITY_ENV)
     try:
         yield running
     finally:
