@@ -278,3 +278,19 @@ def test_an_expired_access_token_is_renewed_once_for_concurrent_requests(module_
         assert load(0).status_code == 200
         client.cookies.set("cynode_session", renewed.pop().split(";")[0].partition("=")[2])
         assert client.get("/tasks").status_code == 200
+
+
+def test_the_status_page_shows_readiness_with_its_reason_and_the_queue(alice: httpx.Client) -> None:
+    def queued() -> int:
+        page = alice.get("/status")
+        assert page.status_code == 200
+        # No node has registered with this stack, so the orchestrator says why it is not ready.
+        assert "not ready" in page.text
+        assert re.search(r'<span id="not-ready-reason">[^<]*node[^<]*</span>', page.text), page.text
+        match = re.search(r'<dd id="jobs-queued">(\d+)</dd>', page.text)
+        assert match
+        return int(match.group(1))
+
+    before = queued()
+    alice.post("/tasks", data={"prompt": "echo waits", "input_mode": "commands", "csrf_token": page_token(alice)})
+    assert queued() == before + 1

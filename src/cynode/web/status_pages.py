@@ -1,4 +1,4 @@
-"""The status page: this gateway's health and the orchestrator's readiness with its reason."""
+"""The status page: this gateway's health, the orchestrator's readiness with its reason, and the queue depth."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Any
 from litestar import Request, Response, get
 from litestar.types import ControllerRouterHandler
 
+from cynode.dispatch.queue import queue_depth
 from cynode.web.console import Console
 
 
@@ -19,6 +20,8 @@ def routes(console: Console) -> Sequence[ControllerRouterHandler]:
         # the same check /readyz answers with.
         reason = await console.readiness()
         roles = sorted(role.value for role in console.context.roles)
-        return console.page(viewer, "status.html", roles=roles, ready=reason is None, reason=reason)
+        async with console.context.pool.connection() as conn:
+            depth = await queue_depth(conn)
+        return console.page(viewer, "status.html", roles=roles, ready=reason is None, reason=reason, depth=depth)
 
     return [status]
