@@ -294,3 +294,11 @@ def test_the_status_page_shows_readiness_with_its_reason_and_the_queue(alice: ht
     before = queued()
     alice.post("/tasks", data={"prompt": "echo waits", "input_mode": "commands", "csrf_token": page_token(alice)})
     assert queued() == before + 1
+
+
+def test_two_open_login_forms_both_work(console_stack: RunningStack) -> None:
+    with console_client(console_stack) as client:
+        first_tab = csrf_token(client.get("/login").text)
+        csrf_token(client.get("/login").text)  # a second tab loads the form later
+        data = {"handle": ADMIN_HANDLE, "password": ADMIN_PASSWORD, "csrf_token": first_tab}
+        assert client.post("/login", data=data).status_code == 303

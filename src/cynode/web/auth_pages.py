@@ -28,8 +28,9 @@ def routes(console: Console) -> Sequence[ControllerRouterHandler]:
         error: str | None = None,
         handle: str = "",
     ) -> Response[str]:
-        # A fresh pre-login nonce per form: the form's CSRF token is bound to it.
-        nonce = console.csrf.new_login_nonce()
+        # The form's CSRF token is bound to the pre-login nonce; kept while it exists, so two open
+        # login tabs both work.
+        nonce = request.cookies.get(LOGIN_COOKIE) or console.csrf.new_login_nonce()
         response = console.page(
             None,
             "login.html",
