@@ -113,6 +113,10 @@ def test_a_page_without_a_session_sends_the_browser_to_login_and_back(console_st
         data = {"handle": ADMIN_HANDLE, "password": ADMIN_PASSWORD, "csrf_token": csrf_token(form.text)}
         signed_in = client.post("/login", data={**data, "next": "/tasks?status=queued"})
         assert signed_in.headers["location"] == "/tasks?status=queued"
+    with console_client(console_stack) as client:
+        posted = client.post("/tasks/some-task/cancel", data={"csrf_token": "x"})
+        assert posted.status_code == 303
+        assert posted.headers["location"] == "/login?next=%2Ftasks", "a form post is not replayed after login"
 
 
 @pytest.mark.parametrize("target", ["//evil.example/steal", "https://evil.example/", "/\\evil.example"])

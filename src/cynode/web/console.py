@@ -109,7 +109,10 @@ class Console:
 
 def _exception_handlers(console: Console) -> Mapping[Any, Callable[..., Response[Any]]]:
     def login_required(request: Request[Any, Any, Any], _: LoginRequired) -> Response[Any]:
+        # Back to the page after login; a form post cannot be replayed, so it leads home instead.
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        if request.method != "GET":
+            target = HOME_PATH
         redirect = see_other(f"{LOGIN_PATH}?next={quote(target, safe='')}")
         redirect.cookies.append(expired_cookie(request, SESSION_COOKIE))
         return redirect

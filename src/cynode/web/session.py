@@ -108,20 +108,19 @@ class Renewals:
         if digest in self._recent:
             return self._recent[digest][1]
         pending = self._pending.get(digest)
-        if pending is not None:
-            return await asyncio.shield(pending)
-        future: asyncio.Future[TokenPair] = asyncio.get_running_loop().create_future()
-        self._pending[digest] = future
+        if pending is None:
+            # A task of its own: a browser that goes away mid-renewal must not cancel it for the others.
+            pending = asyncio.ensure_future(self._renew(digest, refresh_token, client))
+            pending.add_done_callback(lambda done: done.cancelled() or done.exception())
+            self._pending[digest] = pending
+        return await asyncio.shield(pending)
+
+    async def _renew(self, digest: bytes, refresh_token: str, client: ClientInfo) -> TokenPair:
         try:
             pair = await self._refresh(RefreshRequest(refresh_token=refresh_token), client)
-        except BaseException as exc:
-            future.set_exception(exc)
-            future.exception()  # retrieved here, so a renewal nobody else awaited is not reported as lost
-            raise
         finally:
             del self._pending[digest]
-        self._recent[digest] = (now + _RENEWAL_GRACE_SECONDS, pair)
-        future.set_result(pair)
+        self._recent[digest] = (time.monotonic() + _RENEWAL_GRACE_SECONDS, pair)
         return pair
 
 
