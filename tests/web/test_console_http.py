@@ -259,19 +259,18 @@ def test_logout_ends_the_session_everywhere(console_stack: RunningStack) -> None
         assert thief.get("/tasks").status_code == 303
 
 
-def test_an_expired_access_token_is_renewed_once_for_concurrent_requests(module_dsn: str, tmp_path: Path) -> None:
-    with (
-        gateway_stack_on(module_dsn, tmp_path, {"identity.access_token_ttl_seconds": 1}) as stack,
-        console_client(stack) as client,
-    ):
-        assert sign_in(client, ADMIN_HANDLE, ADMIN_PASSWORD).status_code == 303
-        old_cookie = client.cookies["cynode_session"]
-        time.sleep(1.5)
-        base_url = stack.url(Role.GATEWAY)
+def test_an_unusable_access_token_is_renewed_once_for_concurrent_requests(console_stack: RunningStack) -> None:
+    new_user(console_stack, "erin")
+    with console_client(console_stack) as client:
+        assert sign_in(client, "erin", USER_PASSWORD).status_code == 303
+        _, _, refresh_token = client.cookies["cynode_session"].partition("~")
+        # Stands for an access token past its expiry (the next test lets one really expire).
+        stale_cookie = f"not-a-valid-access-token~{refresh_token}"
 
         def load(_: int) -> httpx.Response:
-            with httpx.Client(base_url=base_url, cookies={"cynode_session": old_cookie}) as browser_tab:
-                return browser_tab.get("/tasks", follow_redirects=False)
+            with console_client(console_stack) as browser_tab:
+                browser_tab.cookies.set("cynode_session", stale_cookie)
+                return browser_tab.get("/tasks")
 
         with ThreadPoolExecutor(4) as pool:
             answers = list(pool.map(load, range(4)))
@@ -282,6 +281,21 @@ def test_an_expired_access_token_is_renewed_once_for_concurrent_requests(module_
         assert load(0).status_code == 200
         client.cookies.set("cynode_session", renewed.pop().split(";")[0].partition("=")[2])
         assert client.get("/tasks").status_code == 200
+
+
+def test_an_expired_access_token_is_renewed_transparently(module_dsn: str, tmp_path: Path) -> None:
+    ttl = 2
+    with (
+        gateway_stack_on(module_dsn, tmp_path, {"identity.access_token_ttl_seconds": ttl}) as stack,
+        console_client(stack) as client,
+    ):
+        assert sign_in(client, ADMIN_HANDLE, ADMIN_PASSWORD).status_code == 303
+        signed_in_with = client.cookies["cynode_session"]
+        time.sleep(ttl + 0.5)
+        page = client.get("/tasks")
+        assert page.status_code == 200
+        assert set_cookie_headers(page, "cynode_session")
+        assert client.cookies["cynode_session"] != signed_in_with
 
 
 def test_the_status_page_shows_readiness_with_its_reason_and_the_queue(alice: httpx.Client) -> None:
