@@ -320,3 +320,14 @@ def test_two_open_login_forms_both_work(console_stack: RunningStack) -> None:
         csrf_token(client.get("/login").text)  # a second tab loads the form later
         data = {"handle": ADMIN_HANDLE, "password": ADMIN_PASSWORD, "csrf_token": first_tab}
         assert client.post("/login", data=data).status_code == 303
+
+
+def test_another_users_task_is_not_found_in_the_console(alice: httpx.Client, admin: httpx.Client) -> None:
+    created = alice.post(
+        "/tasks", data={"prompt": "echo mine", "input_mode": "commands", "csrf_token": page_token(alice)}
+    )
+    task_path = created.headers["location"]
+    assert admin.get(task_path).status_code == 404
+    assert admin.get(f"{task_path}/live").status_code == 404
+    assert admin.post(f"{task_path}/cancel", data={"csrf_token": page_token(admin)}).status_code == 404
+    assert "status-queued" in alice.get(task_path).text
