@@ -37,6 +37,7 @@ from cynode.secrets import persistent_secret
 from cynode.settings import ListenSettings, Role, Settings
 from cynode.tasks.http import tasks_routes
 from cynode.tokens import TokenSigner
+from cynode.web.routes import web_routes
 from cynode.worker.http import create_worker_app
 from cynode.worker.service import WorkerService
 
@@ -238,7 +239,11 @@ class Stack:
 
     def _gateway_app(self) -> Litestar:
         return build_app(
-            route_handlers=[*identity_routes(self._context), *tasks_routes(self._context)],
+            route_handlers=[
+                *identity_routes(self._context),
+                *tasks_routes(self._context),
+                web_routes(self._context, self._orchestrator_readiness()),
+            ],
             readiness=self._orchestrator_readiness(),
             max_body_bytes=self.settings.gateway.max_request_bytes,
         )

@@ -1,0 +1,42 @@
+Feature: Web console
+  People use CyNode from a browser: the gateway serves a console at / where they sign in, run tasks
+  and watch them finish, and where admins manage users, under the same rules as the API. These
+  scenarios drive a real Chromium against the all-in-one stack.
+
+  Background:
+    Given the all-in-one stack with its local node "web-node-01" ready
+    And a browser
+
+  Scenario: A signed-in user runs a commands task and watches it complete
+    Given I am signed in to the console as "admin"
+    When I create a commands task "echo hello from the console" in the console
+    Then the task page shows the status "completed" without a reload by me
+    And the task page's output is "hello from the console"
+
+  Scenario: Job output that looks like a script is shown as text and runs nothing
+    Given I am signed in to the console as "admin"
+    When I create a commands task "printf '<script>alert(1)</script>'" in the console
+    Then the task page shows the status "completed" without a reload by me
+    And the task page's output is "<script>alert(1)</script>"
+    And no dialog was opened
+
+  Scenario: An admin creates a user, who sees no admin pages
+    Given I am signed in to the console as "admin"
+    When I create the user "dana" in the console
+    And I sign in to the console as "dana"
+    Then the console menu has no "Users" entry
+    And opening "/admin/users" answers 403 "Admin required"
+
+  Scenario: After logging out, going back shows nothing private
+    Given I am signed in to the console as "admin"
+    And I created a commands task "echo private-marker" in the console
+    When I open the task list
+    And I log out of the console
+    And I go back in the browser
+    Then I see the login page without "private-marker"
+
+  Scenario: A state-changing request without the CSRF token is refused
+    Given I am signed in to the console as "admin"
+    When the page posts a new task "echo forged-marker" without the CSRF token
+    Then the answer is 403
+    And the task list does not show "forged-marker"

@@ -1,0 +1,17 @@
+"""Which pages the console serves: the one list to extend when a new area is added."""
+
+from __future__ import annotations
+
+from litestar import Router
+
+from cynode.context import OrchestratorContext
+from cynode.http.app import Readiness
+from cynode.web import admin_pages, auth_pages, status_pages, task_pages
+from cynode.web.console import console_router
+
+PAGE_MODULES = (auth_pages.routes, task_pages.routes, status_pages.routes, admin_pages.routes)
+
+
+def web_routes(ctx: OrchestratorContext, readiness: Readiness) -> Router:
+    """The console's router for the gateway app."""
+    return console_router(ctx, readiness, PAGE_MODULES)
