@@ -34,7 +34,8 @@ def test_completion_is_a_non_empty_answer(client: openai.OpenAI, model: str) -> 
     )
     assert completion.choices[0].message.content.strip()
     assert completion.model == model
-    assert completion.usage is not None and completion.usage.completion_tokens > 0
+    assert completion.usage is not None
+    assert completion.usage.completion_tokens > 0
 
 
 def test_missing_or_empty_model_means_cynodeai_pm(chat_gateway: httpx.Client, chat_admin: Session) -> None:
@@ -66,6 +67,7 @@ def test_streamed_completion_ends_with_done_and_usage(client: openai.OpenAI) -> 
     assert "".join(texts).strip()
     assert chunks[0].choices[0].delta.role == "assistant"
     usage = chunks[-1].usage
-    assert usage is not None and usage.prompt_tokens > 0
+    assert usage is not None
+    assert usage.prompt_tokens > 0
     assert usage.completion_tokens >= len(texts), "every text chunk is at least one token"
     assert chunks[-1].choices[0].finish_reason in ("stop", "length")

@@ -45,6 +45,7 @@ from cynode.identity.guard import CURRENT_USER, Authenticator, CurrentUser, curr
 from cynode.inference.sse import MEDIA_TYPE, sse_stream
 from cynode.settings import Role
 from cynode.tasks.service import parse_limit
+from cynode.worker.inference_route import ClientDisconnectedError, unless_disconnected
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +61,11 @@ async def _openai_errors(work: Callable[[], Awaitable[Response[Any]]]) -> Respon
         return exc.response()
     except ProblemError as exc:
         return ChatError.from_problem(exc).response()
+
+
+def _client_went_away() -> ChatError:
+    log.info("chat_client_disconnected")
+    return ChatError(HTTPStatus.REQUEST_TIMEOUT, "the client went away before the answer was ready")
 
 
 class ChatApi:
@@ -110,9 +116,14 @@ class ChatApi:
                 user, authorization = await self._caller(request)
                 chat_request = await read_json(request, ChatCompletionRequest)
                 prepared = await service.prepare(user, chat_request, request.headers.get(PROJECT_HEADER))
-                if not chat_request.stream:
-                    return json_response(await service.complete(prepared, authorization))
-                chunks = await service.start_stream(prepared, authorization)
+                try:
+                    if not chat_request.stream:
+                        completion = await unless_disconnected(request, service.complete(prepared, authorization))
+                        return json_response(completion)
+                    chunks = await unless_disconnected(request, service.start_stream(prepared, authorization))
+                except ClientDisconnectedError:
+                    await service.record(prepared, None, "client_went_away")
+                    raise _client_went_away() from None
                 return Stream(service.relay(prepared, chunks), media_type=MEDIA_TYPE, headers=_SSE_HEADERS)
 
             return await _openai_errors(work)
@@ -170,9 +181,12 @@ class ChatApi:
             async def work() -> Response[Any]:
                 await self._caller(request)
                 chat_request = await read_json(request, ChatCompletionRequest)
-                if not chat_request.stream:
-                    return json_response(await router.complete(chat_request))
-                chunks = await router.stream(chat_request)
+                try:
+                    if not chat_request.stream:
+                        return json_response(await unless_disconnected(request, router.complete(chat_request)))
+                    chunks = await unless_disconnected(request, router.stream(chat_request))
+                except ClientDisconnectedError:
+                    raise _client_went_away() from None
                 events = sse_stream(chunks, ChatError, lambda exc: encode(exc.body()))
                 return Stream(events, media_type=MEDIA_TYPE, headers=_SSE_HEADERS)
 

@@ -117,10 +117,10 @@ class ChatService:
         try:
             completion = await self._orchestrator.complete(prepared.request, authorization)
         except ChatError as exc:
-            await self._record(prepared, None, f"error_{exc.status}")
+            await self.record(prepared, None, f"error_{exc.status}")
             raise
         completion.model = prepared.model
-        await self._record(prepared, completion.content, "completed")
+        await self.record(prepared, completion.content, "completed")
         return completion
 
     async def start_stream(
@@ -129,7 +129,7 @@ class ChatService:
         try:
             return await self._orchestrator.stream(prepared.request, authorization)
         except ChatError as exc:
-            await self._record(prepared, None, f"error_{exc.status}")
+            await self.record(prepared, None, f"error_{exc.status}")
             raise
 
     async def relay(
@@ -153,11 +153,11 @@ class ChatService:
             if outcome == "canceled":
                 log.info("chat_stream_canceled", extra={"thread_id": str(prepared.thread_id)})
             # A client that went away cancels this generator; the record is written regardless.
-            task = asyncio.create_task(self._record(prepared, "".join(parts), outcome))
+            task = asyncio.create_task(self.record(prepared, "".join(parts), outcome))
             self._pending.add(task)
             task.add_done_callback(self._pending.discard)
 
-    async def _record(self, prepared: PreparedChat, answer: str | None, outcome: str) -> None:
+    async def record(self, prepared: PreparedChat, answer: str | None, outcome: str) -> None:
         async with self._pool.connection() as conn:
             if answer:
                 metadata = {"model_id": prepared.model, "outcome": outcome}

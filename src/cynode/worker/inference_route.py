@@ -8,10 +8,11 @@ the OpenAI error shape with the status the gateway passes on (502, 503, 504).
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Sequence
 from http import HTTPStatus
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from litestar import Request, Response, post
 from litestar.response import Stream
@@ -28,6 +29,35 @@ from cynode.worker.service import WorkerService
 log = logging.getLogger(__name__)
 
 INFERENCE_CHAT_PATH: Final = "/v1/worker/inference/chat/completions"
+
+T = TypeVar("T")
+
+
+class ClientDisconnectedError(Exception):
+    """The caller closed its connection before the answer was ready."""
+
+
+async def _disconnected(request: Request[Any, Any, Any]) -> None:
+    # Once the body has been read, the server's next message for this request is the disconnect.
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
+
+async def unless_disconnected(request: Request[Any, Any, Any], work: Awaitable[T]) -> T:
+    """The result of ``work``, which is cancelled when the caller goes away first (its generation
+    would be wasted): raises ClientDisconnectedError then. Call only after reading the body."""
+    task = asyncio.ensure_future(work)
+    watcher = asyncio.ensure_future(_disconnected(request))
+    try:
+        await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watcher.cancel()
+        if not task.done():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+    if task.cancelled():
+        raise ClientDisconnectedError
+    return task.result()
 
 
 def _error_body(error: InferenceCallError) -> bytes:
@@ -48,11 +78,18 @@ def inference_routes(service: WorkerService) -> Sequence[ControllerRouterHandler
             if inference is None:
                 raise InferenceCallError(HTTPStatus.SERVICE_UNAVAILABLE, NO_BACKEND, "no_backend")
             if not chat_request.stream:
-                return json_response(await inference.chat.complete(chat_request))
-            chunks: AsyncGenerator[ChatCompletionChunk, None] = await started(inference.chat.stream(chat_request))
+                return json_response(await unless_disconnected(request, inference.chat.complete(chat_request)))
+            chunks: AsyncGenerator[ChatCompletionChunk, None] = await unless_disconnected(
+                request, started(inference.chat.stream(chat_request))
+            )
         except InferenceCallError as exc:
             log.warning("worker_inference_failed", extra={"status": exc.status, "code": exc.code})
             return inference_error_response(exc)
+        except ClientDisconnectedError:
+            log.info("worker_inference_caller_left")
+            return inference_error_response(
+                InferenceCallError(HTTPStatus.REQUEST_TIMEOUT, "the caller went away", "caller_left")
+            )
         events = sse_stream(chunks, InferenceCallError, _error_body)
         return Stream(events, media_type=MEDIA_TYPE, headers={"Cache-Control": "no-cache"})
 
