@@ -11,4 +11,5 @@ pytest_plugins = [
     "tests.fixtures.nodemanager",
     "tests.fixtures.inference",
     "tests.fixtures.browser",
+    "tests.fixtures.chat",
 ]

@@ -16,6 +16,7 @@ from typing import Any
 import click
 
 from cynode import __version__
+from cynode.client.chat import chat, models
 from cynode.client.commands import client_commands
 from cynode.composition import Stack, parse_roles, resolve_database
 from cynode.db.embedded import EmbeddedPostgresError
@@ -141,6 +142,8 @@ async def _migrate(settings: Settings) -> list[int]:
 
 for client_command in client_commands:
     main.add_command(client_command)
+main.add_command(chat)
+main.add_command(models)
 
 
 if __name__ == "__main__":

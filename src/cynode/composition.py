@@ -18,6 +18,7 @@ from typing import Any
 
 from litestar import Litestar
 
+from cynode.chat.http import ChatApi
 from cynode.context import LocalWorker, OrchestratorContext
 from cynode.crypto import load_secret_box
 from cynode.db.embedded import EmbeddedPostgres
@@ -89,6 +90,7 @@ class Stack:
     context: OrchestratorContext | None = None
     node: NodeConfig | None = None
     worker: WorkerService | None = None
+    chat: ChatApi | None = None
     failure: BaseException | None = None
     """Why a background service died; set together with ``failed``."""
     failed: asyncio.Event = field(default_factory=asyncio.Event)
@@ -135,6 +137,10 @@ class Stack:
         if Role.NODE in self.roles:
             self.node = load_node_config(settings, self.env)
             self.worker = self._node_worker(self.node)
+        if self.context is not None:
+            local_worker = LocalWorker(self.node.slug, self.worker) if self.node and self.worker else None
+            self.chat = ChatApi(self.context, local_worker)
+            self._exits.push_async_callback(self.chat.close)
         planned = self._plan_apps()
         for role, served in planned.items():
             served.bind()  # every port is claimed before anything slow starts
@@ -237,12 +243,19 @@ class Stack:
             raise RuntimeError("database-backed roles are wired only after the database is up")
         return self.context
 
+    @property
+    def _chat(self) -> ChatApi:
+        if self.chat is None:
+            raise RuntimeError("chat is wired only after the database is up")
+        return self.chat
+
     def _gateway_app(self) -> Litestar:
         return build_app(
             route_handlers=[
                 *identity_routes(self._context),
                 *tasks_routes(self._context),
                 web_routes(self._context, self._orchestrator_readiness()),
+                *self._chat.gateway_routes(),
             ],
             readiness=self._orchestrator_readiness(),
             max_body_bytes=self.settings.gateway.max_request_bytes,
@@ -250,7 +263,7 @@ class Stack:
 
     def _control_plane_app(self) -> Litestar:
         return build_app(
-            route_handlers=[*control_plane_routes(self._context)],
+            route_handlers=[*control_plane_routes(self._context), *self._chat.control_plane_routes()],
             readiness=self._orchestrator_readiness(),
             max_body_bytes=self.settings.control_plane.max_request_bytes,
         )
@@ -264,4 +277,5 @@ class Stack:
         await self._exits.aclose()
         self.apps.clear()
         self.context = None
+        self.chat = None
         self.node = None

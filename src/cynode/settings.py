@@ -17,6 +17,7 @@ from typing import Annotated, Any
 import msgspec
 import yaml
 
+from cynode.chat.settings import ChatSettings
 from cynode.dispatch.settings import DispatchSettings
 from cynode.identity.settings import IdentitySettings
 from cynode.nodes.settings import NodePolicySettings
@@ -66,6 +67,7 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     identity: IdentitySettings = msgspec.field(default_factory=IdentitySettings)
     nodes: NodePolicySettings = msgspec.field(default_factory=NodePolicySettings)
     dispatch: DispatchSettings = msgspec.field(default_factory=DispatchSettings)
+    chat: ChatSettings = msgspec.field(default_factory=ChatSettings)
 
     @property
     def control_plane_public_url(self) -> str:

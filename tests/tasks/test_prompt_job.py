@@ -114,12 +114,13 @@ def test_model_error_fails_with_a_clear_message(fake_model: FakeModel) -> None:
     assert "model not loaded" in finished.stderr
 
 
-def test_answer_without_text_fails(fake_model: FakeModel) -> None:
-    fake_model.answer = None
+@pytest.mark.parametrize("answer", [None, "", " \n"])
+def test_answer_without_text_fails(fake_model: FakeModel, answer: str | None) -> None:
+    fake_model.answer = answer
 
     finished = run_prompt_job("hi", fake_model.url)
 
-    assert (finished.returncode, finished.stderr) == (1, "cynode prompt job: inference answer has no text content\n")
+    assert (finished.returncode, finished.stderr) == (1, "cynode prompt job: the model returned an empty answer\n")
 
 
 def test_no_socket_fails(tmp_path: Path) -> None:

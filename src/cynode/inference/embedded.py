@@ -117,6 +117,8 @@ class EmbeddedServer:
             MODEL_ALIAS=self.settings.embedded_model_alias,
             N_THREADS=str(self.settings.embedded_threads),
             VERBOSE="false",
+            # A new request must queue behind a running stream, not cut it off (chat and sandbox jobs share it).
+            INTERRUPT_REQUESTS="false",
         )
         return env
 

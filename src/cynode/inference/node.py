@@ -30,8 +30,10 @@ from podman import PodmanClient
 from podman.errors import APIError
 
 from cynode.contracts.nodes import InferenceBackend, InferenceInfo
+from cynode.inference.chat import NodeChat
 from cynode.inference.embedded import EmbeddedServer
 from cynode.inference.errors import InferenceStartError
+from cynode.inference.framing import has_chat_template
 from cynode.inference.ollama import ollama_base_url, ollama_image, start_ollama_container
 from cynode.inference.settings import InferenceSettings
 from cynode.inference.upstream import Upstream, available_models, client_for
@@ -62,6 +64,14 @@ class NodeInference:
     _ollama_started: bool = field(default=False, init=False)
     _private_podman: PodmanService | None = field(default=None, init=False)
     _model_pull: asyncio.Task[None] | None = field(default=None, init=False)
+    _chat: NodeChat | None = field(default=None, init=False)
+
+    @property
+    def chat(self) -> NodeChat:
+        """Chat completions from whichever backend serves this node (the Worker API inference route)."""
+        if self._chat is None:
+            self._chat = NodeChat(self.upstream, self.settings)
+        return self._chat
 
     @property
     def _run_dir(self) -> Path:
@@ -116,7 +126,9 @@ class NodeInference:
         if self._embedded is None:
             self._embedded = EmbeddedServer(self.settings, self._run_dir)
         await self._embedded.start()
-        self._adopt(Upstream(self._embedded.url, self.settings.embedded_model_alias), existing=True)
+        template = await asyncio.to_thread(has_chat_template, self.settings.embedded_model_path)
+        upstream = Upstream(self._embedded.url, self.settings.embedded_model_alias, chat_template=template)
+        self._adopt(upstream, existing=True)
 
     async def apply(self, instruction: InferenceBackend | None) -> None:
         """Start (or keep) the backend the config instructs; raise InferenceStartError when it cannot."""
@@ -195,6 +207,8 @@ class NodeInference:
         """Stop what this node started: the embedded server, the Ollama container, its podman."""
         if self._model_pull is not None:
             self._model_pull.cancel()
+        if self._chat is not None:
+            await self._chat.close()
         if self._embedded is not None:
             await self._embedded.stop()
         if self._ollama_started:

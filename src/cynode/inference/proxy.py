@@ -7,6 +7,8 @@ base URL; every other path is 404. It answers ``GET /healthz`` itself. Bodies ov
 refused with 413 before anything is forwarded, each request has an overall deadline, a request
 without a ``model`` gets the backend's model, and only content negotiation headers travel in either
 direction (no credentials, no cookies). Responses, streamed ones included, are relayed as they come.
+A chat for a model without a chat template is not relayed but answered through the node's framing
+(``cynode.inference.chat``), so a prompt job gets text, or a 502 problem, never a blank answer.
 
 The proxy runs in the worker's event loop on uvicorn's protocol machinery, started without uvicorn's
 main loop (no tick to wait for, no signal handlers touched) and stopped by closing its listener
@@ -30,7 +32,13 @@ import httpx
 import msgspec
 import uvicorn
 
+from cynode.contracts.codec import PayloadError, decode, encode
+from cynode.contracts.openai import ChatCompletionRequest
 from cynode.contracts.problem import PROBLEM_CONTENT_TYPE, problem_for
+from cynode.inference.chat import NodeChat
+from cynode.inference.errors import InferenceCallError
+from cynode.inference.settings import InferenceSettings
+from cynode.inference.sse import MEDIA_TYPE, sse_stream, started
 from cynode.inference.upstream import Upstream, client_for
 
 log = logging.getLogger(__name__)
@@ -38,13 +46,15 @@ log = logging.getLogger(__name__)
 MAX_REQUEST_BYTES = 10 * 1024 * 1024
 REQUEST_TIMEOUT_SECONDS = 120.0
 HEALTH_PATH = "/healthz"
+CHAT_PATH = "/v1/chat/completions"
 ROUTES: dict[str, str] = {
     "/v1/models": "GET",
-    "/v1/chat/completions": "POST",
+    CHAT_PATH: "POST",
     "/v1/completions": "POST",
 }
 _FORWARDED_REQUEST_HEADERS = frozenset({b"content-type", b"accept"})
 _FORWARDED_RESPONSE_HEADERS = frozenset({"content-type", "cache-control"})
+_SSE_CONTENT_TYPE = (b"content-type", MEDIA_TYPE.encode())
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -130,12 +140,14 @@ class InferenceProxy:
         self.max_request_bytes = max_request_bytes
         self.timeout_seconds = timeout_seconds
         self._client: httpx.AsyncClient | None = None
+        self._chat: NodeChat | None = None
         self._server: uvicorn.Server | None = None
         self._socket: socket.socket | None = None
 
     async def start(self) -> None:
         self._socket = bind_unix_socket(self.socket_path)
         self._client = client_for(self.upstream.base_url, timeout=self.timeout_seconds)
+        self._chat = NodeChat(lambda: self.upstream, InferenceSettings(chat_timeout_seconds=self.timeout_seconds))
         config = uvicorn.Config(
             self,
             lifespan="off",
@@ -167,6 +179,9 @@ class InferenceProxy:
         if self._client is not None:
             await self._client.aclose()
             self._client = None
+        if self._chat is not None:
+            await self._chat.close()
+            self._chat = None
         self.socket_path.unlink(missing_ok=True)
         log.info("inference_proxy_stopped", extra={"job_id": self.job_id})
 
@@ -208,9 +223,38 @@ class InferenceProxy:
         except _BodyTooLargeError:
             await _problem(send, HTTPStatus.REQUEST_ENTITY_TOO_LARGE, too_large)
             return HTTPStatus.REQUEST_ENTITY_TOO_LARGE
+        if path == CHAT_PATH and not self.upstream.chat_template:
+            return await self._framed_chat(body, send)
         if method == "POST":
             body = _with_default_model(body, self.upstream.model)
         return await self._forward(method, path, headers, body, send)
+
+    async def _framed_chat(self, body: bytes, send: Send) -> int:
+        """A chat for a model without a chat template, answered through the node's framing (and
+        never as a blank success: an empty answer is a 502 problem)."""
+        assert self._chat is not None
+        try:
+            request = decode(body, ChatCompletionRequest)
+        except PayloadError as exc:
+            await _problem(send, HTTPStatus.BAD_REQUEST, str(exc))
+            return HTTPStatus.BAD_REQUEST
+        try:
+            if not request.stream:
+                completion = await self._chat.complete(request)
+                await _respond(send, HTTPStatus.OK, encode(completion), "application/json")
+                return HTTPStatus.OK
+            chunks = await started(self._chat.stream(request))
+        except InferenceCallError as exc:
+            await _problem(send, exc.status, exc.message)
+            return exc.status
+        await send({"type": "http.response.start", "status": HTTPStatus.OK, "headers": [_SSE_CONTENT_TYPE]})
+        events = sse_stream(
+            chunks, InferenceCallError, lambda exc: msgspec.json.encode(problem_for(exc.status, exc.message))
+        )
+        async for event in events:
+            await send({"type": "http.response.body", "body": event, "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
+        return HTTPStatus.OK
 
     async def _forward(self, method: str, path: str, headers: dict[bytes, bytes], body: bytes, send: Send) -> int:
         assert self._client is not None

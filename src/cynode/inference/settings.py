@@ -48,6 +48,11 @@ class InferenceSettings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknow
     embedded_threads: PositiveInt = 2
     start_timeout_seconds: PositiveFloat = 120.0
     """How long a backend may take to answer ``/v1/models`` after it was started."""
+    max_concurrent_requests: PositiveInt = 1
+    """Chat requests the Worker API inference route sends to the backend at once; more wait their
+    turn (llama.cpp serves one at a time and would interrupt a running stream for a newcomer)."""
+    chat_timeout_seconds: PositiveFloat = 300.0
+    """Longest a chat request may wait for and use the backend on this node."""
     ollama_image: str = DEFAULT_OLLAMA_IMAGE
     """Used when the orchestrator's instruction names no image."""
     ollama_container_name: str = "cynode-ollama"

@@ -26,6 +26,9 @@ class Upstream:
 
     base_url: str
     model: str | None
+    chat_template: bool = True
+    """False for a model without a chat template: chat requests are framed for it
+    (``cynode.inference.framing``)."""
 
 
 def unix_socket_url(socket_path: str) -> str:

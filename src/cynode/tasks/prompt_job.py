@@ -5,7 +5,9 @@ any image with ``python3`` works) that sends the prompt, taken from env ``CYNODE
 OpenAI-compatible ``/v1/chat/completions`` behind ``INFERENCE_PROXY_URL`` (an
 ``http+unix://<percent-encoded socket path>`` URL the node sets for ``use_inference`` jobs) and
 prints the answer. The prompt never becomes part of the program text, so no prompt can change
-what runs.
+what runs. The node frames the prompt for a model without a chat template and asks again when the
+model answers nothing; an answer that is still empty fails the job with that reason in stderr, never
+a blank success.
 """
 
 from __future__ import annotations
@@ -62,8 +64,8 @@ try:
     answer = json.loads(raw)["choices"][0]["message"]["content"]
 except (ValueError, LookupError, TypeError):
     fail("inference answer is not a chat completion: " + raw[:500].decode("utf-8", "replace"))
-if not isinstance(answer, str):
-    fail("inference answer has no text content")
+if not isinstance(answer, str) or not answer.strip():
+    fail("the model returned an empty answer")
 sys.stdout.write(answer if answer.endswith("\\n") else answer + "\\n")
 """
 

@@ -20,6 +20,7 @@ from cynode.contracts.worker import CancelJobResponse, RunJobRequest
 from cynode.http.app import build_app
 from cynode.http.payloads import json_response, read_json
 from cynode.http.problems import ProblemError
+from cynode.worker.inference_route import inference_routes
 from cynode.worker.service import WorkerService
 
 CANCEL_ACTION = "cancel"
@@ -50,7 +51,7 @@ def worker_routes(service: WorkerService) -> Sequence[ControllerRouterHandler]:
 def create_worker_app(service: WorkerService) -> Litestar:
     """The Worker API app; the caller starts and stops ``service`` around serving it."""
     return build_app(
-        route_handlers=worker_routes(service),
+        route_handlers=[*worker_routes(service), *inference_routes(service)],
         readiness=service.readiness,
         max_body_bytes=service.max_request_bytes,
     )

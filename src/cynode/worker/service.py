@@ -119,6 +119,11 @@ class WorkerService:
         """The node's inference backend that ``use_inference`` jobs reach through their proxy."""
         self._inference = inference
 
+    @property
+    def inference(self) -> NodeInference | None:
+        """The backend handed over by ``set_inference`` (the Worker API inference route answers from it)."""
+        return self._inference
+
     # Lifecycle -------------------------------------------------------------------------------
 
     async def start(self) -> None:
