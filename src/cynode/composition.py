@@ -18,6 +18,7 @@ from typing import Any
 
 from litestar import Litestar
 
+from cynode.admin.http import admin_routes
 from cynode.context import LocalWorker, OrchestratorContext
 from cynode.crypto import load_secret_box
 from cynode.db.embedded import EmbeddedPostgres
@@ -233,7 +234,11 @@ class Stack:
 
     def _gateway_app(self) -> Litestar:
         return build_app(
-            route_handlers=[*identity_routes(self._context), *tasks_routes(self._context)],
+            route_handlers=[
+                *identity_routes(self._context),
+                *tasks_routes(self._context),
+                *admin_routes(self._context),
+            ],
             readiness=self._orchestrator_readiness(),
             max_body_bytes=self.settings.gateway.max_request_bytes,
         )

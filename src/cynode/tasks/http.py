@@ -17,6 +17,7 @@ from litestar.types import ControllerRouterHandler
 
 from cynode.context import OrchestratorContext
 from cynode.contracts.tasks import CreateTaskRequest
+from cynode.http.paging import refuse_offset
 from cynode.http.payloads import json_response, read_json
 from cynode.identity.guard import CURRENT_USER, CurrentUser, current_user_provider
 from cynode.tasks.service import TaskService, parse_limit, parse_status, parse_stream
@@ -38,6 +39,7 @@ def tasks_routes(ctx: OrchestratorContext) -> Sequence[ControllerRouterHandler]:
         request: Request[Any, Any, Any], current_user: NamedDependency[CurrentUser]
     ) -> Response[bytes]:
         query = request.query_params
+        refuse_offset(query)
         page = await service.list_page(
             current_user,
             status=parse_status(query.get("status")),
