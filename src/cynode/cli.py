@@ -16,7 +16,9 @@ from typing import Any
 import click
 
 from cynode import __version__
+from cynode.client.admin_commands import admin_commands
 from cynode.client.commands import client_commands
+from cynode.client.status import status
 from cynode.composition import Stack, parse_roles, resolve_database
 from cynode.db.embedded import EmbeddedPostgresError
 from cynode.db.migrations import apply_migrations
@@ -141,6 +143,8 @@ async def _migrate(settings: Settings) -> list[int]:
 
 for client_command in client_commands:
     main.add_command(client_command)
+for operator_command in [*admin_commands, status]:
+    main.add_command(operator_command)
 
 
 if __name__ == "__main__":

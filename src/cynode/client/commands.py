@@ -12,7 +12,7 @@ import os
 import sys
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import AbstractContextManager, contextmanager, suppress
 from typing import Any, ParamSpec, TypeVar, get_args
 
 import click
@@ -39,6 +39,7 @@ __all__ = ["client_commands"]
 P = ParamSpec("P")
 R = TypeVar("R")
 Answer = TypeVar("Answer")
+Client = TypeVar("Client", bound=GatewayClient)
 
 DEFAULT_GATEWAY_URL = "http://127.0.0.1:12080"
 # Polling starts quick so short jobs return at once, then backs off to spare the gateway.
@@ -77,13 +78,19 @@ def show_answer(as_json: bool, call: Callable[[GatewayClient], Answer], show_hum
         show_human(answer)
 
 
-@contextmanager
-def signed_in() -> Iterator[GatewayClient]:
+def signed_in() -> AbstractContextManager[GatewayClient]:
     """A client for the stored session that writes refreshed tokens back to the credentials file."""
+    return session_client(GatewayClient)
+
+
+@contextmanager
+def session_client(client_type: type[Client]) -> Iterator[Client]:
+    """Like :func:`signed_in`, for a client class that speaks more of the API (e.g. the admin calls)."""
     credentials = load_credentials()
     if credentials is None:
         raise LoginRequired()
-    with GatewayClient(credentials.gateway_url, credentials, on_tokens=save_credentials) as client:
+    client = client_type(credentials.gateway_url, credentials, on_tokens=save_credentials)
+    with client:
         yield client
 
 
