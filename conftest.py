@@ -10,4 +10,6 @@ pytest_plugins = [
     "tests.fixtures.tasks",
     "tests.fixtures.nodemanager",
     "tests.fixtures.inference",
+    "tests.fixtures.cli",
+    "tests.fixtures.operator",
 ]
