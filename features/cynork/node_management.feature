@@ -7,6 +7,7 @@ Feature: Node management from the cynode CLI
   Background:
     Given an orchestrator and gateway with a registration PSK
     And I am logged in to the CLI as "admin"
+    And a task API for the admin
 
   Scenario: Draining a node stops new jobs while its running job completes
     Given a worker node "slow-1" whose jobs take 2 seconds
