@@ -26,16 +26,3 @@ CREATE TABLE admin_audit_log (
     created_at timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX admin_audit_log_created_idx ON admin_audit_log (created_at);
-
--- Waiters on a task (GET /v1/tasks/{id}?wait=N) wake when it changes; the payload is the task id.
-CREATE FUNCTION cynode_notify_task_changed() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    PERFORM pg_notify('cynode_task_changed', NEW.id::text);
-    RETURN NULL;
-END
-$$;
-
-CREATE TRIGGER tasks_changed_notify
-    AFTER UPDATE OF status ON tasks
-    FOR EACH ROW WHEN (OLD.status IS DISTINCT FROM NEW.status)
-    EXECUTE FUNCTION cynode_notify_task_changed();
