@@ -24,6 +24,8 @@ from cynode.db.embedded import EmbeddedPostgresError
 from cynode.db.migrations import apply_migrations
 from cynode.http.server import PortInUseError
 from cynode.logs import configure_logging
+from cynode.ops.doctor import report_checks, run_checks
+from cynode.ops.sandbox_images import sandbox
 from cynode.settings import Settings, SettingsError, load_settings
 
 
@@ -133,6 +135,17 @@ def migrate(config: Path | None, data_dir: Path | None, database_url: str | None
     click.echo(f"applied {len(applied)} migration(s){': ' if applied else ''}{', '.join(map(str, applied))}")
 
 
+@main.command()
+@with_common_options
+@click.option("--json", "as_json", is_flag=True, help="Print the checks as JSON.")
+def doctor(config: Path | None, data_dir: Path | None, database_url: str | None, log_level: str | None,
+           assignments: tuple[str, ...], as_json: bool) -> None:  # fmt: skip
+    """Check that this host can run CyNode; every problem comes with its fix. Exit 1 on any failure."""
+    checks = run_checks(_load(config, _overrides(data_dir, database_url, None, log_level, assignments)))
+    report_checks(checks, as_json)
+    raise SystemExit(0 if all(check.ok for check in checks) else 1)
+
+
 async def _migrate(settings: Settings) -> list[int]:
     from contextlib import AsyncExitStack
 
@@ -143,7 +156,7 @@ async def _migrate(settings: Settings) -> list[int]:
 
 for client_command in client_commands:
     main.add_command(client_command)
-for operator_command in [*admin_commands, status]:
+for operator_command in [*admin_commands, status, sandbox]:
     main.add_command(operator_command)
 
 
