@@ -241,6 +241,7 @@ class Stack:
             ],
             readiness=self._orchestrator_readiness(),
             max_body_bytes=self.settings.gateway.max_request_bytes,
+            title="CyNode user API gateway",
         )
 
     def _control_plane_app(self) -> Litestar:
@@ -248,6 +249,7 @@ class Stack:
             route_handlers=[*control_plane_routes(self._context)],
             readiness=self._orchestrator_readiness(),
             max_body_bytes=self.settings.control_plane.max_request_bytes,
+            title="CyNode control plane",
         )
 
     def _worker_app(self) -> Litestar:
