@@ -12,4 +12,6 @@ pytest_plugins = [
     "tests.fixtures.inference",
     "tests.fixtures.browser",
     "tests.fixtures.chat",
+    "tests.fixtures.cli",
+    "tests.fixtures.operator",
 ]

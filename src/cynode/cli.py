@@ -17,12 +17,16 @@ import click
 
 from cynode import __version__
 from cynode.client.chat import chat, models
+from cynode.client.admin_commands import admin_commands
 from cynode.client.commands import client_commands
+from cynode.client.status import status
 from cynode.composition import Stack, parse_roles, resolve_database
 from cynode.db.embedded import EmbeddedPostgresError
 from cynode.db.migrations import apply_migrations
 from cynode.http.server import PortInUseError
 from cynode.logs import configure_logging
+from cynode.ops.doctor import report_checks, run_checks
+from cynode.ops.sandbox_images import sandbox
 from cynode.settings import Settings, SettingsError, load_settings
 
 
@@ -132,6 +136,17 @@ def migrate(config: Path | None, data_dir: Path | None, database_url: str | None
     click.echo(f"applied {len(applied)} migration(s){': ' if applied else ''}{', '.join(map(str, applied))}")
 
 
+@main.command()
+@with_common_options
+@click.option("--json", "as_json", is_flag=True, help="Print the checks as JSON.")
+def doctor(config: Path | None, data_dir: Path | None, database_url: str | None, log_level: str | None,
+           assignments: tuple[str, ...], as_json: bool) -> None:  # fmt: skip
+    """Check that this host can run CyNode; every problem comes with its fix. Exit 1 on any failure."""
+    checks = run_checks(_load(config, _overrides(data_dir, database_url, None, log_level, assignments)))
+    report_checks(checks, as_json)
+    raise SystemExit(0 if all(check.ok for check in checks) else 1)
+
+
 async def _migrate(settings: Settings) -> list[int]:
     from contextlib import AsyncExitStack
 
@@ -144,6 +159,8 @@ for client_command in client_commands:
     main.add_command(client_command)
 main.add_command(chat)
 main.add_command(models)
+for operator_command in [*admin_commands, status, sandbox]:
+    main.add_command(operator_command)
 
 
 if __name__ == "__main__":

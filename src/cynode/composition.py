@@ -19,6 +19,7 @@ from typing import Any
 from litestar import Litestar
 
 from cynode.chat.http import ChatApi
+from cynode.admin.http import admin_routes
 from cynode.context import LocalWorker, OrchestratorContext
 from cynode.crypto import load_secret_box
 from cynode.db.embedded import EmbeddedPostgres
@@ -256,9 +257,11 @@ class Stack:
                 *tasks_routes(self._context),
                 web_routes(self._context, self._orchestrator_readiness()),
                 *self._chat.gateway_routes(),
+                *admin_routes(self._context),
             ],
             readiness=self._orchestrator_readiness(),
             max_body_bytes=self.settings.gateway.max_request_bytes,
+            title="CyNode user API gateway",
         )
 
     def _control_plane_app(self) -> Litestar:
@@ -266,6 +269,7 @@ class Stack:
             route_handlers=[*control_plane_routes(self._context), *self._chat.control_plane_routes()],
             readiness=self._orchestrator_readiness(),
             max_body_bytes=self.settings.control_plane.max_request_bytes,
+            title="CyNode control plane",
         )
 
     def _worker_app(self) -> Litestar:

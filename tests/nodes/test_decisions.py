@@ -24,7 +24,13 @@ from cynode.nodes.project_manager import (
     choose_pm_node,
     model_to_load,
 )
-from cynode.nodes.readiness import NO_EXTERNAL_PATH, NO_INFERENCE_PATH, NO_PINNED_MODEL, inference_readiness
+from cynode.nodes.readiness import (
+    EXTERNAL_KEYS_UNUSED,
+    NO_EXTERNAL_PATH,
+    NO_INFERENCE_PATH,
+    NO_PINNED_MODEL,
+    inference_readiness,
+)
 from cynode.nodes.settings import NodePolicySettings
 from tests.fixtures.nodes import CUDA_DEVICE, PM_MODEL, ROCM_DEVICE, capability_report
 
@@ -288,12 +294,14 @@ def test_readiness_follows_the_execution_mode() -> None:
         ProjectManagerPolicy(execution_mode="force_local"),
         ProjectManagerPolicy(execution_mode="force_external"),
     )
-    assert inference_readiness([], external_configured=True, policy=auto) is None
-    assert inference_readiness([loading], external_configured=True, policy=auto) is None
-    assert inference_readiness([], external_configured=True, policy=local) == NO_INFERENCE_PATH
-    assert inference_readiness([loading], external_configured=True, policy=local) is not None
+    serving = dispatchable("node-a", inference_running=True, available_models=[PM_MODEL])
+    # External keys are stored but never used, so they are no inference path in any mode.
+    assert inference_readiness([], external_configured=True, policy=auto) == EXTERNAL_KEYS_UNUSED
+    assert inference_readiness([loading], external_configured=True, policy=auto) is not None
+    assert inference_readiness([], external_configured=True, policy=local) == EXTERNAL_KEYS_UNUSED
+    assert inference_readiness([serving], external_configured=True, policy=local) is None
     assert inference_readiness([loading], external_configured=False, policy=external) == NO_EXTERNAL_PATH
-    assert inference_readiness([], external_configured=True, policy=external) is None
+    assert inference_readiness([serving], external_configured=True, policy=external) == NO_EXTERNAL_PATH
 
 
 def test_readiness_with_fixed_model_and_no_pin_says_what_to_set() -> None:

@@ -16,7 +16,7 @@ from psycopg.conninfo import conninfo_to_dict
 from cynode.context import OrchestratorContext
 from cynode.crypto import SecretBox
 from cynode.nodes.dispatchable import DispatchableNode, dispatchable_nodes
-from cynode.nodes.readiness import DATABASE_UNREACHABLE, NO_INFERENCE_PATH
+from cynode.nodes.readiness import DATABASE_UNREACHABLE, EXTERNAL_KEYS_UNUSED, NO_INFERENCE_PATH
 from cynode.nodes.registration import resolve_registration_psk
 from cynode.settings import Role, SettingsError, load_settings
 from cynode.tokens import TokenSigner
@@ -121,11 +121,12 @@ def _add_external_key(db: DB, expires_at: datetime | None) -> None:
     )
 
 
-def test_an_active_external_provider_key_is_an_inference_path(control_plane: RunningStack, db: DB) -> None:
+def test_external_provider_keys_are_no_inference_path(control_plane: RunningStack, db: DB) -> None:
+    # CyNode does not call external providers yet: a stored key must not make the system "ready".
     _add_external_key(db, datetime.now(UTC) - timedelta(minutes=1))
     _assert_not_ready(control_plane, NO_INFERENCE_PATH)
     db.execute("UPDATE api_credentials SET expires_at = NULL")
-    _assert_ready(control_plane)
+    _assert_not_ready(control_plane, EXTERNAL_KEYS_UNUSED)
 
 
 def test_execution_mode_force_local_ignores_external_keys(control_plane: RunningStack, db: DB) -> None:
@@ -134,7 +135,7 @@ def test_execution_mode_force_local_ignores_external_keys(control_plane: Running
         "INSERT INTO system_settings (key, value, value_type) VALUES (%s, '\"force_local\"', 'string')",
         ("agents.project_manager.model.selection.execution_mode",),
     )
-    _assert_not_ready(control_plane, NO_INFERENCE_PATH)
+    _assert_not_ready(control_plane, EXTERNAL_KEYS_UNUSED)
     db.execute("UPDATE system_settings SET value = '\"warp\"'")
     [response, _] = _readyz(control_plane)
     assert response.status_code == 503

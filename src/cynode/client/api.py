@@ -9,12 +9,13 @@ access token once and retrying; if that fails too the caller gets :class:`LoginR
 from __future__ import annotations
 
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from types import TracebackType
 from typing import Any, TypeVar
 from urllib.parse import quote
 
 import httpx
+import msgspec
 
 from cynode.client.credentials import Credentials
 from cynode.contracts.codec import PayloadError, decode, encode
@@ -130,8 +131,29 @@ class GatewayClient:
         """A task by id or by name."""
         return self._decoded(self._signed_in("GET", _task_path(task_ref)), TaskResponse)
 
-    def result(self, task_ref: str) -> TaskResultResponse:
-        return self._decoded(self._signed_in("GET", _task_path(task_ref, "result")), TaskResultResponse)
+    def result(self, task_ref: str, *, wait: float = 0) -> TaskResultResponse:
+        """The task's result; with ``wait`` the gateway holds the answer until the task ends (at most that long)."""
+        params = {"wait": f"{wait:.3f}"} if wait > 0 else None
+        response = self._signed_in("GET", _task_path(task_ref, "result"), params=params)
+        return self._decoded(response, TaskResultResponse)
+
+    def follow_logs(self, task_ref: str, stream: LogStream = "all") -> Iterator[dict[str, Any]]:
+        """The events of ``/logs?follow=1`` as they arrive (see :mod:`cynode.tasks.waiting`)."""
+        self.get_task(task_ref)  # refreshes an expired token and reports an unknown task before streaming
+        assert self.credentials is not None
+        headers = {"authorization": f"Bearer {self.credentials.access_token}"}
+        params = {"follow": "1", "stream": stream}
+        try:
+            with self._http.stream("GET", _task_path(task_ref, "logs"), params=params, headers=headers,
+                                   timeout=httpx.Timeout(30, read=None)) as response:  # fmt: skip
+                if response.is_error:
+                    response.read()
+                    raise ClientError(response.status_code, _problem_detail(response))
+                for line in response.iter_lines():
+                    if line:
+                        yield msgspec.json.decode(line)
+        except (httpx.HTTPError, msgspec.DecodeError) as exc:
+            raise ClientError(None, f"log stream from {self.gateway_url} broke off: {exc}") from exc
 
     def logs(self, task_ref: str, stream: LogStream = "all") -> TaskLogsResponse:
         response = self._signed_in("GET", _task_path(task_ref, "logs"), params={"stream": stream})

@@ -12,14 +12,15 @@ import os
 import sys
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
-from typing import Any, ParamSpec, TypeVar, get_args
+from contextlib import AbstractContextManager, contextmanager, suppress
+from typing import Any, ParamSpec, TextIO, TypeVar, get_args
 
 import click
 import msgspec
 
 from cynode.client.api import ClientError, GatewayClient, LoginRequired
 from cynode.client.credentials import delete_credentials, load_credentials, save_credentials
+from cynode.client.progress import Progress
 from cynode.contracts.identity import UserResponse
 from cynode.contracts.tasks import (
     TERMINAL_TASK_STATUSES,
@@ -39,11 +40,11 @@ __all__ = ["client_commands"]
 P = ParamSpec("P")
 R = TypeVar("R")
 Answer = TypeVar("Answer")
+Client = TypeVar("Client", bound=GatewayClient)
 
 DEFAULT_GATEWAY_URL = "http://127.0.0.1:12080"
-# Polling starts quick so short jobs return at once, then backs off to spare the gateway.
-FIRST_POLL_SECONDS = 0.25
-MAX_POLL_SECONDS = 2.0
+# How long each --wait request asks the gateway to hold the answer (below the client's 30 s timeout).
+LONG_POLL_SECONDS = 25.0
 # What coreutils timeout(1) exits with when time runs out, so scripts can tell it from a failed job.
 WAIT_TIMED_OUT = 124
 
@@ -77,13 +78,19 @@ def show_answer(as_json: bool, call: Callable[[GatewayClient], Answer], show_hum
         show_human(answer)
 
 
-@contextmanager
-def signed_in() -> Iterator[GatewayClient]:
+def signed_in() -> AbstractContextManager[GatewayClient]:
     """A client for the stored session that writes refreshed tokens back to the credentials file."""
+    return session_client(GatewayClient)
+
+
+@contextmanager
+def session_client(client_type: type[Client]) -> Iterator[Client]:
+    """Like :func:`signed_in`, for a client class that speaks more of the API (e.g. the admin calls)."""
     credentials = load_credentials()
     if credentials is None:
         raise LoginRequired()
-    with GatewayClient(credentials.gateway_url, credentials, on_tokens=save_credentials) as client:
+    client = client_type(credentials.gateway_url, credentials, on_tokens=save_credentials)
+    with client:
         yield client
 
 
@@ -150,56 +157,92 @@ def task() -> None:
 
 
 @task.command("create")
-@click.argument("prompt")
-@click.option("--mode", "input_mode", type=click.Choice(get_args(InputMode)), default="prompt", show_default=True,
-              help="prompt goes to the model; script and commands run in a sandbox.")  # fmt: skip
+@click.argument("prompt", required=False)
+@click.option("--file", "source", type=click.File("r", encoding="utf-8"),
+              help="Take the task text from this file ('-' for stdin); the mode defaults to script.")  # fmt: skip
+@click.option("--mode", "input_mode", type=click.Choice(get_args(InputMode)),
+              help="prompt goes to the model; script and commands run in a sandbox. [default: prompt, or script "
+                   "with --file]")  # fmt: skip
 @click.option("--name", "task_name", help="A task name (unique per user); generated when omitted.")
+@click.option(
+    "--use-inference", is_flag=True, help="Give a script or commands task the node's model (INFERENCE_PROXY_URL)."
+)
 @click.option("--wait", is_flag=True, help="Wait until the task finishes, print its output, exit with its code.")
+@click.option("--follow", is_flag=True, help="Like --wait, streaming status changes and output as they arrive.")
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
               help=f"With --wait: give up after SECONDS and exit {WAIT_TIMED_OUT} (the task keeps going).")  # fmt: skip
 @client_command
-def create_task(
-    prompt: str, input_mode: InputMode, task_name: str | None, wait: bool, timeout: float | None, as_json: bool
-) -> None:
-    """Submit PROMPT as a new task."""
+def create_task(prompt: str | None, source: TextIO | None, input_mode: InputMode | None, task_name: str | None,
+                use_inference: bool, wait: bool, follow: bool, timeout: float | None,
+                as_json: bool) -> None:  # fmt: skip
+    """Submit PROMPT (or the text of --file) as a new task."""
+    if source is not None and prompt is None:
+        text = source.read()
+    elif source is None and prompt is not None:
+        text = prompt
+    else:
+        raise click.UsageError("give either PROMPT or --file")
+    mode: InputMode = input_mode or ("prompt" if source is None else "script")
+    if use_inference and mode == "prompt":
+        raise click.UsageError("--use-inference is for script and commands tasks (prompt tasks always use the model)")
+    request = CreateTaskRequest(prompt=text, input_mode=mode, task_name=task_name, use_inference=use_inference)
     with signed_in() as client:
-        created = client.create_task(CreateTaskRequest(prompt=prompt, input_mode=input_mode, task_name=task_name))
-        if not wait:
+        created = client.create_task(request)
+        if not (wait or follow):
             if as_json:
                 echo_json(created)
             else:
                 click.echo(f"created task {created.id} {created.task_name} ({created.status})")
             return
-        result = wait_until_finished(client, str(created.id), timeout)
+        if follow and not as_json:
+            result = follow_until_finished(client, str(created.id), timeout)
+        else:
+            label = f"task {created.task_name}"
+            with Progress(sys.stderr, label, enabled=not as_json and sys.stderr.isatty()) as progress:
+                result = wait_until_finished(client, str(created.id), timeout, progress.update)
     if result.status not in TERMINAL_TASK_STATUSES:
         click.echo(f"task {result.task_id} is still {result.status} after {timeout:g} s", err=True)
         raise SystemExit(WAIT_TIMED_OUT)
     if as_json:
         echo_json(result)
     else:
-        for job in result.jobs:
-            if job.result is not None:
-                echo_output(job.result)
+        if not follow:
+            for job in result.jobs:
+                if job.result is not None:
+                    echo_output(job.result)
         if result.status != "completed":
             click.echo(f"task {result.task_id} {result.status}", err=True)
     raise SystemExit(exit_code_of(result))
 
 
-def wait_until_finished(client: GatewayClient, task_ref: str, timeout: float | None) -> TaskResultResponse:
-    """The task's result once it is terminal, or its last (unfinished) state when ``timeout`` passes."""
+def wait_until_finished(
+    client: GatewayClient, task_ref: str, timeout: float | None, on_status: Callable[[str], None] = lambda _: None
+) -> TaskResultResponse:
+    """The task's result once it is terminal, or its last (unfinished) state when ``timeout`` passes.
+
+    Each request is a server long-poll: the gateway answers as soon as the task ends.
+    """
     deadline = None if timeout is None else time.monotonic() + timeout
-    delay = FIRST_POLL_SECONDS
     while True:
-        result = client.result(task_ref)
-        if result.status in TERMINAL_TASK_STATUSES:
+        remaining = LONG_POLL_SECONDS if deadline is None else min(LONG_POLL_SECONDS, deadline - time.monotonic())
+        result = client.result(task_ref, wait=max(remaining, 0))
+        on_status(result.status)
+        if result.status in TERMINAL_TASK_STATUSES or (deadline is not None and time.monotonic() >= deadline):
             return result
-        if deadline is not None:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return result
-            delay = min(delay, remaining)
-        time.sleep(delay)
-        delay = min(delay * 2, MAX_POLL_SECONDS)
+
+
+def follow_until_finished(client: GatewayClient, task_ref: str, timeout: float | None) -> TaskResultResponse:
+    """Print status changes (stderr) and output as the log stream brings them, then the final result."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    for event in client.follow_logs(task_ref):
+        kind = event.get("event")
+        if kind == "status":
+            click.echo(f"[{event.get('status')}]", err=True)
+        elif kind in ("stdout", "stderr"):
+            click.echo(str(event.get("data", "")), nl=False, err=kind == "stderr")
+        if deadline is not None and time.monotonic() >= deadline:
+            break
+    return client.result(task_ref)
 
 
 def echo_output(job_result: dict[str, Any]) -> None:

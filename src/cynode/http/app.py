@@ -1,8 +1,8 @@
 """Builds a role's litestar app from its route handlers plus the parts every app shares.
 
 Shared parts: ``GET /healthz`` (200 ``ok`` while serving), ``GET /readyz`` (200 ``ready`` or 503
-with a one-line reason from the role's readiness check), problem-details error handling and the
-request-body limit.
+with a one-line reason from the role's readiness check), ``GET /openapi.json`` and the docs page ``/openapi``
+(:mod:`cynode.http.openapi`), problem-details error handling and the request-body limit.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from litestar.di import Provide
 from litestar.types import ControllerRouterHandler
 
 from cynode.http.limits import LimitSource, body_limit
+from cynode.http.openapi import openapi_config, openapi_json
 from cynode.http.problems import EXCEPTION_HANDLERS
 
 Readiness = Callable[[], Awaitable[str | None]]
@@ -45,10 +46,11 @@ def build_app(
     dependencies: Mapping[str, Provide] | None = None,
     on_startup: Sequence[Hook] = (),
     on_shutdown: Sequence[Hook] = (),
+    title: str = "CyNode API",
 ) -> Litestar:
     """Return an app serving ``route_handlers`` with health, problems and the body limit."""
     return Litestar(
-        route_handlers=[*_health_handlers(readiness), *route_handlers],
+        route_handlers=[*_health_handlers(readiness), openapi_json, *route_handlers],
         dependencies=dict(dependencies or {}),
         exception_handlers=dict(EXCEPTION_HANDLERS),
         middleware=[body_limit(max_body_bytes)],
@@ -56,7 +58,7 @@ def build_app(
         request_max_body_size=None,
         on_startup=list(on_startup),
         on_shutdown=list(on_shutdown),
-        openapi_config=None,
+        openapi_config=openapi_config(title),
         debug=False,
         logging_config=None,
     )

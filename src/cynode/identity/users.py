@@ -140,3 +140,16 @@ async def set_active(conn: AsyncConnection[DictRow], user_id: UUID, active: bool
     )
     row = await cursor.fetchone()
     return None if row is None else user_from_row(row)
+
+
+async def list_users(conn: AsyncConnection[DictRow], *, after_handle: str | None, limit: int) -> list[UserRow]:
+    """Up to ``limit`` non-system users ordered by handle, starting after ``after_handle``."""
+    cursor = await conn.execute(
+        sql.SQL("""
+        SELECT {columns} FROM users u
+        WHERE NOT u.is_system AND (%(after)s::text IS NULL OR u.handle > %(after)s)
+        ORDER BY u.handle LIMIT %(limit)s
+        """).format(columns=USER_COLUMNS),
+        {"after": after_handle, "limit": limit},
+    )
+    return [user_from_row(row) for row in await cursor.fetchall()]

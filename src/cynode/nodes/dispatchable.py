@@ -2,7 +2,8 @@
 
 A node is dispatchable (CONTRACT.md section 5) when it is ``active``, its last config ack is
 ``applied`` for the config version it currently has, it has a Worker API URL and bearer token, and
-it was heard from within ``nodes.heartbeat_grace_seconds``.
+it was heard from within ``nodes.heartbeat_grace_seconds``, and no operator has drained or disabled it
+(:mod:`cynode.admin.nodes`).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 
+from cynode.admin.nodes import held_node_ids
 from cynode.contracts.codec import PayloadError, convert
 from cynode.contracts.nodes import NodeCapabilityReport
 from cynode.crypto import SecretBox
@@ -57,8 +59,9 @@ async def dispatchable_nodes(
     """Every dispatchable node, ordered by slug. A node whose stored report no longer decodes (an
     older build's snapshot) is skipped until it reports again."""
     nodes = []
+    held = await held_node_ids(conn)
     for row in await repository.select_dispatchable(conn, heartbeat_grace_seconds):
-        if row.capability_snapshot is None:
+        if row.capability_snapshot is None or row.node_id in held:
             continue
         try:
             capability = convert(row.capability_snapshot, NodeCapabilityReport)

@@ -1,9 +1,11 @@
 """Whether the orchestrator has an inference path, in the words ``/readyz`` answers with.
 
-Ready means (orchestrator.md section 5): the Project Manager model can run somewhere. Locally, that
-is a dispatchable node reporting inference running (its own backend or an existing service) whose
-report lists the selected PM model; externally, an active provider key. Which one is tried follows
-the ``agents.project_manager.model.selection.execution_mode`` system setting.
+Ready means (orchestrator.md section 5): the Project Manager model can run somewhere that actually
+serves prompt tasks. Today that is only a dispatchable node reporting inference running (its own
+backend or an existing service) whose report lists the selected PM model. External provider keys
+can be stored (``cynode credentials``) but nothing calls external providers yet, so they never make
+the system ready: a "ready" answer that leaves prompt tasks queued forever would be a lie. With keys
+and no local path the reason says so; ``execution_mode=force_external`` is never ready.
 """
 
 from __future__ import annotations
@@ -25,10 +27,15 @@ from cynode.nodes.project_manager import (
 
 NO_INFERENCE_PATH = (
     "no inference path available (no dispatchable node reports inference running; "
-    "register and configure a worker node or configure external provider keys)"
+    "register and configure a worker node with inference)"
+)
+EXTERNAL_KEYS_UNUSED = (
+    "no inference path available (external provider keys are configured, but CyNode does not call external "
+    "providers yet; register and configure a worker node with inference)"
 )
 NO_EXTERNAL_PATH = (
-    "no inference path available (PM model execution_mode is force_external but no external provider key is configured)"
+    "no inference path available (PM model execution_mode is force_external, but CyNode does not call external "
+    f"providers yet; set system setting {repository.PM_SETTING_PREFIX}selection.execution_mode to auto or force_local)"
 )
 NO_PINNED_MODEL = (
     "PM model selection mode is fixed_model but no model is pinned (set CYNODE_NODES_PROJECT_MANAGER_MODEL "
@@ -42,16 +49,18 @@ _DATABASE_TIMEOUT_SECONDS = 3
 def inference_readiness(
     nodes: Sequence[DispatchableNode], external_configured: bool, policy: ProjectManagerPolicy
 ) -> str | None:
-    """None when the PM model has a path, else the reason an operator can act on."""
-    external_allowed = external_configured and policy.execution_mode != "force_local"
+    """None when the PM model has a path, else the reason an operator can act on.
+
+    ``external_configured`` only shapes the reason: external keys are no inference path (yet).
+    """
     if policy.execution_mode == "force_external":
-        return None if external_configured else NO_EXTERNAL_PATH
+        return NO_EXTERNAL_PATH
     candidates = [node for node in nodes if node.inference_running]
     if not candidates:
-        return None if external_allowed else NO_INFERENCE_PATH
+        return EXTERNAL_KEYS_UNUSED if external_configured else NO_INFERENCE_PATH
     node = choose_pm_node(candidates, policy.prefer_orchestrator_host)
     models = candidate_models(policy, node.capability)
-    if any(model in node.available_models for model in models) or external_allowed:
+    if any(model in node.available_models for model in models):
         return None
     if not models:
         return NO_PINNED_MODEL

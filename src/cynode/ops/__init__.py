@@ -1,0 +1,1 @@
+"""Host-side operator tools that need no running CyNode: ``cynode doctor`` and ``cynode sandbox``."""
