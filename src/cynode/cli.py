@@ -16,8 +16,8 @@ from typing import Any
 import click
 
 from cynode import __version__
-from cynode.client.chat import chat, models
 from cynode.client.admin_commands import admin_commands
+from cynode.client.chat import chat, models
 from cynode.client.commands import client_commands
 from cynode.client.status import status
 from cynode.composition import Stack, parse_roles, resolve_database

@@ -18,8 +18,8 @@ from typing import Any
 
 from litestar import Litestar
 
-from cynode.chat.http import ChatApi
 from cynode.admin.http import admin_routes
+from cynode.chat.http import ChatApi
 from cynode.context import LocalWorker, OrchestratorContext
 from cynode.crypto import load_secret_box
 from cynode.db.embedded import EmbeddedPostgres

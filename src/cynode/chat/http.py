@@ -86,7 +86,7 @@ class ChatApi:
             else RemoteOrchestrator(self._http, ctx.settings.control_plane_public_url)
         )
         self.service = ChatService(ctx.pool, settings, self.orchestrator)
-        self._authenticator = Authenticator(ctx.pool, ctx.signer)
+        self._authenticator = Authenticator(ctx.pool, ctx.signer, ctx.auth_cache)
         self._warming: dict[str, asyncio.Task[None]] = {}
 
     async def close(self) -> None:

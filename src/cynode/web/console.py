@@ -140,7 +140,7 @@ def console_router(
         context=ctx,
         readiness=readiness,
         pages=Pages(assets),
-        sessions=BrowserSessions(Authenticator(ctx.pool, ctx.signer), Renewals(identity.refresh), csrf),
+        sessions=BrowserSessions(Authenticator(ctx.pool, ctx.signer, ctx.auth_cache), Renewals(identity.refresh), csrf),
         csrf=csrf,
         identity=identity,
         tasks=TaskService(ctx.pool, ctx.settings.dispatch.sandbox_image),
