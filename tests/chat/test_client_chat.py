@@ -6,13 +6,13 @@ import json
 
 import pytest
 
-from tests.client.conftest import Cli, cli, config_home, log_in  # noqa: F401 - fixtures used by name
+from tests.fixtures.cli import Cli, log_in
 from tests.fixtures.inference import MODEL_ALIAS
 from tests.fixtures.stack import RunningStack
 
 
 @pytest.fixture
-def chat_cli(cli: Cli, chat_stack: RunningStack) -> Cli:  # noqa: F811 - the imported fixture
+def chat_cli(cli: Cli, chat_stack: RunningStack) -> Cli:
     assert log_in(cli, chat_stack).exit_code == 0
     return cli
 
