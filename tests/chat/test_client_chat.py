@@ -53,7 +53,7 @@ def test_an_unknown_model_fails_with_the_gateways_message(chat_cli: Cli) -> None
     assert "The model 'no-such-model' does not exist (HTTP 404)" in failed.stderr
 
 
-def test_without_login_it_says_to_log_in(cli: Cli) -> None:  # noqa: F811
+def test_without_login_it_says_to_log_in(cli: Cli) -> None:
     failed = cli("chat", "-m", "hi")
     assert failed.exit_code == 1
     assert "cynode login" in failed.stderr
