@@ -17,7 +17,7 @@ import pytest
 
 from cynode.db.migrations import apply_migrations
 from cynode.db.pool import Pool, open_pool
-from cynode.identity.auth_cache import AuthCache, VerifiedToken
+from cynode.identity.auth_cache import CHANNEL, AuthCache, VerifiedToken
 from cynode.identity.users import UserRow
 from tests.fixtures.identity import USER_PASSWORD, Session, create_user, login
 
@@ -86,14 +86,24 @@ async def test_a_change_made_by_another_process_is_heard(listening: tuple[AuthCa
     assert cache.live_session(user_id, family_id) is None
 
 
-async def test_an_inactive_session_changing_again_is_no_news(listening: tuple[AuthCache, Pool]) -> None:
-    cache, pool = listening
+async def test_an_inactive_session_changing_again_is_no_news(listening: tuple[AuthCache, Pool], fresh_dsn: str) -> None:
+    _, pool = listening
     _, family_id = await _insert_session(pool)
-    async with pool.connection() as conn:
-        await conn.execute("UPDATE refresh_sessions SET is_active = false WHERE family_id = %s", (family_id,))
-        generation = cache.generation
-        await conn.execute("UPDATE refresh_sessions SET revoked_reason = 'again' WHERE family_id = %s", (family_id,))
-    assert cache.generation == generation
+    async with await psycopg.AsyncConnection.connect(fresh_dsn, autocommit=True) as listener:
+        async with pool.connection() as conn:
+            await conn.execute("UPDATE refresh_sessions SET is_active = false WHERE family_id = %s", (family_id,))
+            await listener.execute(f"LISTEN {CHANNEL}")
+            await conn.execute(
+                "UPDATE refresh_sessions SET revoked_reason = 'again' WHERE family_id = %s", (family_id,)
+            )
+            await conn.execute("SELECT pg_notify(%s, 'marker')", (CHANNEL,))
+        # Notices arrive in commit order: one sent by the second update would come before the marker.
+        heard = []
+        async for notice in listener.notifies(timeout=CHANGE_WAIT_SECONDS):
+            heard.append(notice.payload)
+            if notice.payload == "marker":
+                break
+    assert heard == ["marker"]
 
 
 async def test_a_lookup_that_raced_a_change_is_not_stored(listening: tuple[AuthCache, Pool]) -> None:
