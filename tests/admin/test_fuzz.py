@@ -1,4 +1,4 @@
-"""Property-based fuzzing (schemathesis + hypothesis) of the gateway and control plane from their own
+"""Property-based fuzzing (schemathesis + hypothesis) of the gateway, control plane and Worker API from their own
 OpenAPI schemas, with valid tokens: no 5xx, every 4xx a problem document, refused requests write nothing.
 
 Kept to a few examples per operation so the run takes seconds; the seed is fixed so a failure replays.
@@ -19,6 +19,7 @@ from schemathesis import GenerationMode
 from cynode.settings import Role
 from tests.fixtures.identity import ADMIN_HANDLE, ADMIN_PASSWORD, login
 from tests.fixtures.nodes import configured_node
+from tests.fixtures.podman import WORKER_TOKEN, WorkerFactory
 from tests.fixtures.stack import RunningStack, StackFactory
 from tests.fixtures.tasks import start_task_stack
 
@@ -88,3 +89,8 @@ def test_gateway_and_control_plane_survive_fuzzing(stack: RunningStack, db: DB) 
 
     node = configured_node(stack, "fuzzed-node")
     assert fuzz(stack.url(Role.ORCHESTRATOR), node.auth, db) > 20
+
+
+def test_worker_api_survives_fuzzing(worker_factory: WorkerFactory, db: DB) -> None:
+    worker = worker_factory()
+    assert fuzz(worker.base_url, {"Authorization": f"Bearer {WORKER_TOKEN}"}, db) > 5
