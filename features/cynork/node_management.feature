@@ -36,3 +36,14 @@ Feature: Node management from the cynode CLI
     And the user "dave" is logged in
     Then dave gets 403 for listing, getting, draining, disabling and enabling "fast-1"
     And "fast-1" is still enabled and dispatchable
+
+  Scenario: Draining the node of a real cynode serve process from the CLI
+    Given a real "cynode serve --role=all" process
+    And the node of that process is ready
+    When I log in to that process with the CLI as "admin"
+    And I drain the node of that process with the CLI
+    Then "cynode node list --json" shows the node of that process draining and not dispatchable
+    When I submit the commands task "echo drained" named "held" with the CLI
+    Then the task "held" stays queued on that process
+    When I enable the node of that process with the CLI
+    Then the task "held" completes on that process printing "drained"

@@ -33,10 +33,11 @@ Feature: The orchestrator serves but reports not ready until it has an inference
     Then /readyz of the control plane and the gateway answers 503
     And the reason is "PM model qwen3.5:0.8b not yet available on node slow-node (waiting for its inference backend to load it)"
 
-  Scenario: An external provider key is an inference path on its own
+  Scenario: An external provider key alone is no inference path (external providers are not called yet)
     Given an active external provider key is configured
     When the orchestrator starts
-    Then /readyz of the control plane and the gateway answers 200 "ready"
+    Then /readyz of the control plane and the gateway answers 503
+    And the reason is "no inference path available (external provider keys are configured, but CyNode does not call external providers yet; register and configure a worker node with inference)"
 
   Scenario: An unreachable database is named in the reason
     Given the orchestrator is running

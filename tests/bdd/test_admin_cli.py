@@ -3,33 +3,20 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 from click.testing import Result
-from pytest_bdd import given, parsers, scenarios, then, when
+from pytest_bdd import parsers, scenarios, then, when
 
 from cynode.client.exit_codes import ExitCode
 from cynode.settings import Role
 from tests.fixtures.cli import Cli
-from tests.fixtures.identity import ADMIN_HANDLE, ADMIN_PASSWORD, IDENTITY_ENV
-from tests.fixtures.nodes import PSK_ENV
 from tests.fixtures.operator import OperatorHttp, run_cynode
 from tests.fixtures.serve import Serve
 from tests.fixtures.stack import RunningStack
 
 scenarios("cynork/admin_cli.feature")
-
-
-@pytest.fixture
-def serve_processes() -> Iterator[list[Serve]]:
-    started: list[Serve] = []
-    yield started
-    for process in started:
-        process.terminate()
 
 
 @when(parsers.parse('I run "{command}" with the new password "{password}"'), target_fixture="command_result")
@@ -89,22 +76,6 @@ def nothing_changed(operator_http: OperatorHttp, db: Any) -> None:
     inactive = db.execute("SELECT count(*) AS n FROM users WHERE NOT is_active").fetchone()
     assert inactive == {"n": 0}
     assert operator_http.node("gpu-1")["admin_state"] == "enabled"
-
-
-@given(parsers.parse('a real "cynode serve --role={roles}" process'), target_fixture="serve_process")
-def real_serve(data_dir: Path, serve_processes: list[Serve], roles: str) -> Serve:
-    process = Serve(data_dir, roles, env={**IDENTITY_ENV, **PSK_ENV})
-    serve_processes.append(process)
-    process.wait_healthy()
-    return process
-
-
-@when(parsers.parse('I log in to that process with the CLI as "{handle}"'))
-def login_to_serve(cli: Cli, serve_process: Serve, handle: str) -> None:
-    assert handle == ADMIN_HANDLE
-    gateway = serve_process.url(serve_process.gateway, "")
-    result = cli("login", "--gateway", gateway, "--handle", handle, input=ADMIN_PASSWORD + "\n")
-    assert result.exit_code == 0, result.output
 
 
 @then(parsers.parse('"{handle}" can log in to that process with "{password}"'))

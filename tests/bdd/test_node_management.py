@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from pytest_bdd import given, parsers, scenarios, then, when
 
@@ -17,6 +17,7 @@ from cynode.settings import Role
 from tests.fixtures.cli import Cli
 from tests.fixtures.identity import Session, assert_problem
 from tests.fixtures.operator import OperatorHttp
+from tests.fixtures.serve import Serve
 from tests.fixtures.stack import RunningStack
 from tests.fixtures.tasks import FakeWorker, TaskApi, fake_node, task_api
 
@@ -109,3 +110,66 @@ def still_enabled(operator_http: OperatorHttp, db: Any, slug: str) -> None:
     found = operator_http.node(slug)
     assert (found["admin_state"], found["dispatchable"]) == ("enabled", True)
     assert db.execute("SELECT count(*) AS n FROM admin_audit_log").fetchone() == {"n": 0}
+
+
+# A real `cynode serve --role=all` process ------------------------------------------------------
+
+
+@given("the node of that process is ready")
+def serve_node_ready(serve_process: Serve) -> None:
+    response = serve_process.wait_ready(serve_process.worker, timeout=120)
+    assert (response.status_code, response.text) == (200, "ready")
+
+
+def only_node(cli: Cli) -> dict[str, Any]:
+    [found] = node_in(cli, "list")["nodes"]
+    return cast(dict[str, Any], found)
+
+
+@when("I drain the node of that process with the CLI")
+def drain_serve_node(cli: Cli) -> None:
+    result = cli("node", "drain", only_node(cli)["node_slug"])
+    assert result.exit_code == 0, result.output
+
+
+@when("I enable the node of that process with the CLI")
+def enable_serve_node(cli: Cli) -> None:
+    result = cli("node", "enable", only_node(cli)["node_slug"])
+    assert result.exit_code == 0, result.output
+
+
+@then('"cynode node list --json" shows the node of that process draining and not dispatchable')
+def serve_node_draining(cli: Cli) -> None:
+    found = only_node(cli)
+    assert (found["admin_state"], found["dispatchable"]) == ("draining", False)
+
+
+@when(parsers.parse('I submit the commands task "{command}" named "{name}" with the CLI'))
+def submit_with_cli(cli: Cli, command: str, name: str) -> None:
+    result = cli("task", "create", command, "--mode", "commands", "--name", name)
+    assert result.exit_code == 0, result.output
+
+
+def cli_task_status(cli: Cli, name: str) -> str:
+    result = cli("task", "get", name, "--json")
+    assert result.exit_code == 0, result.output
+    status: str = json.loads(result.stdout)["status"]
+    return status
+
+
+@then(parsers.parse('the task "{name}" stays queued on that process'))
+def serve_task_queued(cli: Cli, name: str) -> None:
+    deadline = time.monotonic() + SETTLE_SECONDS
+    while time.monotonic() < deadline:
+        assert cli_task_status(cli, name) == "queued"
+        time.sleep(0.1)
+
+
+@then(parsers.parse('the task "{name}" completes on that process printing "{output}"'))
+def serve_task_completes(cli: Cli, name: str, output: str) -> None:
+    deadline = time.monotonic() + 120
+    while cli_task_status(cli, name) != "completed":
+        assert time.monotonic() < deadline, f"{name} did not complete"
+        time.sleep(0.2)
+    result = cli("task", "logs", name)
+    assert result.stdout == f"{output}\n", result.output

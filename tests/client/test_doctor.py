@@ -74,10 +74,14 @@ def test_sandbox_images_lists_the_default_image(cli: Cli) -> None:
 
 def test_build_image_keeps_an_existing_image(cli: Cli) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "cynode.cli", "sandbox", "build-image"], capture_output=True, text=True, check=False
+        [sys.executable, "-m", "cynode.cli", "sandbox", "build-image", "--json"],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert result.returncode == 0, result.stderr
     assert "already exists" in result.stderr
+    assert json.loads(result.stdout) == {"image": DEFAULT_SANDBOX_IMAGE, "built": True}
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from uuid import UUID
 import click
 
 from cynode.client.admin_api import AdminClient
-from cynode.client.commands import echo_json, json_option, session_client
+from cynode.client.commands import json_option, print_answer, session_client
 from cynode.client.exit_codes import ExitCode, exits_by_status, fail
 from cynode.contracts.admin import (
     AddCredentialRequest,
@@ -47,10 +47,7 @@ def operator_command(command: Callable[P, R]) -> Callable[P, R]:
 def answer(as_json: bool, call: Callable[[AdminClient], Answer], show_human: Callable[[Answer], None]) -> None:
     with session_client(AdminClient) as client:
         result = call(client)
-    if as_json:
-        echo_json(result)
-    else:
-        show_human(result)
+    print_answer(as_json, result, show_human)
 
 
 def read_secret(env_name: str, prompt: str) -> str:

@@ -72,6 +72,10 @@ def show_answer(as_json: bool, call: Callable[[GatewayClient], Answer], show_hum
     """Make one signed-in call and print its answer as JSON or for a human."""
     with signed_in() as client:
         answer = call(client)
+    print_answer(as_json, answer, show_human)
+
+
+def print_answer(as_json: bool, answer: Answer, show_human: Callable[[Answer], None]) -> None:
     if as_json:
         echo_json(answer)
     else:

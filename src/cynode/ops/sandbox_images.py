@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import sys
 from importlib import resources
 from pathlib import Path
 from typing import Any, Final
@@ -49,14 +50,22 @@ def sandbox() -> None:
 @sandbox.command("build-image")
 @click.option("--image", default=DEFAULT_SANDBOX_IMAGE, show_default=True, help="Image reference to build.")
 @click.option("--force", is_flag=True, help="Rebuild even if the image exists.")
-def build_image(image: str, force: bool) -> None:
-    """Build the default sandbox image locally with debootstrap and podman (needs root or sudo)."""
+@json_option
+def build_image(image: str, force: bool, as_json: bool) -> None:
+    """Build the default sandbox image locally with debootstrap and podman (needs root or sudo).
+
+    Progress goes to stderr; with --json stdout carries only the outcome.
+    """
     podman()
     script = build_script()
     if shutil.which("bash") is None or not script.is_file():
         fail(f"the image recipe {script} or bash is missing", ExitCode.FAILURE)
     argv = ["bash", str(script), "--image", image, *(["--force"] if force else [])]
-    raise SystemExit(subprocess.run(argv, check=False).returncode)
+    # The recipe logs to stderr; its stdout joins stderr so --json output stays clean.
+    code = subprocess.run(argv, stdout=sys.stderr, check=False).returncode
+    if as_json:
+        echo_json({"image": image, "built": code == 0})
+    raise SystemExit(code)
 
 
 @sandbox.command("import")
