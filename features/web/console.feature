@@ -59,3 +59,8 @@ Feature: Web console
     When I enable the node "web-node-01" in the console
     Then the nodes page shows "web-node-01" as "enabled"
     And the admin API shows the node "web-node-01" as "enabled"
+
+  Scenario: Without JavaScript the chat form still gets an answer, in one piece
+    Given I am signed in to the console as "admin" in a browser without JavaScript
+    When I send "Name one colour." with the console's chat form
+    Then the page that comes back shows my question and an answer

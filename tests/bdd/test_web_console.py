@@ -93,6 +93,15 @@ def signed_in(browser: Browser, console_url: str, contexts: list[BrowserContext]
     return _sign_in(browser, console_url, contexts, handle)
 
 
+@given(
+    parsers.parse('I am signed in to the console as "{handle}" in a browser without JavaScript'), target_fixture="page"
+)
+def signed_in_without_scripts(browser: Browser, console_url: str, contexts: list[BrowserContext], handle: str) -> Page:
+    page = signed_in_page(browser, console_url, handle, ADMIN_PASSWORD, java_script_enabled=False)
+    contexts.append(page.context)
+    return page
+
+
 @given(parsers.parse('I created a commands task "{command}" in the console'))
 @when(parsers.parse('I create a commands task "{command}" in the console'))
 def create_commands_task(page: Page, outcome: dict[str, Any], command: str) -> None:
@@ -224,6 +233,22 @@ def ask_in_chat(page: Page, outcome: dict[str, Any], question: str, model: str) 
     page.evaluate(_WATCH_ANSWER)
     page.get_by_label("Message").fill(question)
     page.get_by_role("button", name="Send").click()
+
+
+@when(parsers.parse('I send "{question}" with the console\'s chat form'))
+def send_chat_form(page: Page, question: str) -> None:
+    page.get_by_role("link", name="Chat", exact=True).click()
+    page.wait_for_url("**/chat")
+    page.get_by_label("Message").fill(question)
+    page.get_by_role("button", name="Send").click()
+
+
+@then("the page that comes back shows my question and an answer")
+def answered_in_one_piece(page: Page) -> None:
+    page.wait_for_url("**/chat?thread=*", timeout=TASK_TIMEOUT_MS)
+    log = page.locator("#chat-log")
+    expect(log.locator("li[data-role=user] .content").last).to_have_text("Name one colour.")
+    assert page.locator("#chat-log li[data-role=assistant] .content").last.inner_text().strip()
 
 
 @then("the answer streams into the conversation as text")

@@ -300,3 +300,31 @@ def test_an_unknown_thread_is_not_found(member: httpx.Client, thread: str) -> No
     answer = member.get("/chat", params={"thread": thread})
     assert answer.status_code == 404
     assert "Chat thread not found" in answer.text
+
+
+def test_the_chat_form_without_a_script_asks_through_the_same_pipeline(member: httpx.Client) -> None:
+    token = page_token(member, "/chat")
+    # No node serves a model on this stack: the page comes back with the reason, the question is kept.
+    answer = member.post("/chat", data={"csrf_token": token, "message": "plain form question", "model": ""})
+    assert answer.status_code == 503
+    assert "No answer: no node serves" in answer.text
+    assert "plain form question" in member.get("/chat").text
+
+
+@pytest.mark.parametrize(
+    ("data", "status", "message"),
+    [
+        ({"message": "   "}, 400, "Write a message first"),
+        ({"message": "hi", "thread": "00000000-0000-0000-0000-000000000000"}, 404, "Chat thread not found"),
+        ({"message": "hi", "thread": "not-a-thread"}, 404, "Chat thread not found"),
+    ],
+)
+def test_a_bad_chat_form_is_refused_and_stores_nothing(
+    member: httpx.Client, data: dict[str, str], status: int, message: str
+) -> None:
+    before = member.get("/chat").text.count('href="/chat?thread=')
+    answer = member.post("/chat", data={"csrf_token": page_token(member, "/chat"), **data})
+    assert answer.status_code == status
+    assert message in answer.text
+    assert member.post("/chat", data={"message": "hi"}).status_code == 403
+    assert member.get("/chat").text.count('href="/chat?thread=') == before

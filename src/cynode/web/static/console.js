@@ -1,6 +1,7 @@
 // CyNode console: the only script. It keeps a running task's page live by polling the task's JSON
 // feed, and streams chat answers from the console's OpenAI-compatible route. Everything it writes
-// goes in as text (textContent), never as HTML. Task pages work without it; chat needs it.
+// goes in as text (textContent), never as HTML. Every page works without it (chat then answers in
+// one piece after a reload).
 const POLL_MS = 1000;
 
 async function follow(section) {
@@ -78,10 +79,10 @@ async function ask(form, log, status, text) {
   const answer = addMessage(log, "assistant", "");
   status.textContent = "Answering…";
   try {
-    const response = await fetch(form.action, {
+    const response = await fetch(form.dataset.completions, {
       method: "POST",
       credentials: "same-origin",
-      headers: { "Content-Type": "application/json", Accept: "text/event-stream", "X-CSRF-Token": form.dataset.csrf },
+      headers: { "Content-Type": "application/json", Accept: "text/event-stream", "X-CSRF-Token": form.elements.csrf_token.value },
       body: JSON.stringify({ model: form.elements.model.value, messages: [...earlier, { role: "user", content: text }], stream: true }),
     });
     const type = response.headers.get("content-type") ?? "";
