@@ -79,9 +79,11 @@ def a_browser(browser: Browser) -> None:
     assert browser.is_connected()
 
 
-def _sign_in(browser: Browser, console_url: str, contexts: list[BrowserContext], handle: str) -> Page:
+def _sign_in(
+    browser: Browser, console_url: str, contexts: list[BrowserContext], handle: str, **context_options: Any
+) -> Page:
     password = ADMIN_PASSWORD if handle == ADMIN_HANDLE else USER_PASSWORD
-    page = signed_in_page(browser, console_url, handle, password)
+    page = signed_in_page(browser, console_url, handle, password, **context_options)
     contexts.append(page.context)
     expect(page.get_by_role("heading", name="Tasks")).to_be_visible()
     return page
@@ -97,9 +99,7 @@ def signed_in(browser: Browser, console_url: str, contexts: list[BrowserContext]
     parsers.parse('I am signed in to the console as "{handle}" in a browser without JavaScript'), target_fixture="page"
 )
 def signed_in_without_scripts(browser: Browser, console_url: str, contexts: list[BrowserContext], handle: str) -> Page:
-    page = signed_in_page(browser, console_url, handle, ADMIN_PASSWORD, java_script_enabled=False)
-    contexts.append(page.context)
-    return page
+    return _sign_in(browser, console_url, contexts, handle, java_script_enabled=False)
 
 
 @given(parsers.parse('I created a commands task "{command}" in the console'))
@@ -236,7 +236,8 @@ def ask_in_chat(page: Page, outcome: dict[str, Any], question: str, model: str) 
 
 
 @when(parsers.parse('I send "{question}" with the console\'s chat form'))
-def send_chat_form(page: Page, question: str) -> None:
+def send_chat_form(page: Page, outcome: dict[str, Any], question: str) -> None:
+    outcome["question"] = question
     page.get_by_role("link", name="Chat", exact=True).click()
     page.wait_for_url("**/chat")
     page.get_by_label("Message").fill(question)
@@ -244,10 +245,9 @@ def send_chat_form(page: Page, question: str) -> None:
 
 
 @then("the page that comes back shows my question and an answer")
-def answered_in_one_piece(page: Page) -> None:
+def answered_in_one_piece(page: Page, outcome: dict[str, Any]) -> None:
     page.wait_for_url("**/chat?thread=*", timeout=TASK_TIMEOUT_MS)
-    log = page.locator("#chat-log")
-    expect(log.locator("li[data-role=user] .content").last).to_have_text("Name one colour.")
+    expect(page.locator("#chat-log li[data-role=user] .content").last).to_have_text(outcome["question"])
     assert page.locator("#chat-log li[data-role=assistant] .content").last.inner_text().strip()
 
 
