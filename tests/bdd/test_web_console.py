@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, expect
+from playwright.sync_api import Browser, BrowserContext, Locator, Page, expect
 from pytest_bdd import given, parsers, scenarios, then, when
 
 from cynode.sandbox import PodmanService
@@ -290,3 +290,30 @@ def admin_api_shows(web_node_stack: RunningStack, slug: str, state: str) -> None
     answer = gateway.get(f"/v1/nodes/{slug}", headers=login(gateway, ADMIN_HANDLE, ADMIN_PASSWORD).headers)
     assert answer.status_code == 200, answer.text
     assert answer.json()["admin_state"] == state
+
+
+def _setting_section(page: Page, key: str) -> Locator:
+    return page.locator("section.setting", has=page.get_by_role("heading", name=key, exact=True))
+
+
+@when(parsers.parse('I set "{key}" to "{value}" in the console'))
+def set_setting(page: Page, key: str, value: str) -> None:
+    page.get_by_role("link", name="Settings", exact=True).click()
+    page.wait_for_url("**/admin/settings")
+    section = _setting_section(page, key)
+    section.get_by_label("New value").select_option(value)
+    section.get_by_role("button", name="Save").click()
+
+
+@then(parsers.parse('the settings page shows "{key}" as "{value}"'))
+def settings_page_shows(page: Page, key: str, value: str) -> None:
+    expect(page.get_by_role("status")).to_have_text(f"Saved {key}.")
+    expect(_setting_section(page, key).locator(".setting-value")).to_have_text(f'"{value}"')
+
+
+@then(parsers.parse('the status page shows the "{first}" and "{second}" roles healthy'))
+def status_lists_roles(page: Page, first: str, second: str) -> None:
+    page.get_by_role("link", name="Status", exact=True).click()
+    for role in (first, second):
+        expect(page.locator(f"#role-{role} th")).to_contain_text(role)
+        expect(page.locator(f"#role-{role} td").first).to_have_text("healthy")
