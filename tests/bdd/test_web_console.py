@@ -241,7 +241,8 @@ def send_chat_form(page: Page, outcome: dict[str, Any], question: str) -> None:
     page.get_by_role("link", name="Chat", exact=True).click()
     page.wait_for_url("**/chat")
     page.get_by_label("Message").fill(question)
-    page.get_by_role("button", name="Send").click()
+    # The click waits for the page that follows, which comes once the whole answer is written.
+    page.get_by_role("button", name="Send").click(timeout=TASK_TIMEOUT_MS)
 
 
 @then("the page that comes back shows my question and an answer")
