@@ -8,25 +8,28 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from cynode.composition import parse_roles
 from cynode.nodes.project_manager import EXECUTION_MODE_KEY, PINNED_MODEL_KEY, PREFER_HOST_KEY
 from cynode.nodes.repository import PM_SETTING_PREFIX
 from cynode.settings import Role
 from tests.fixtures.identity import (
     ADMIN_HANDLE,
     ADMIN_PASSWORD,
+    IDENTITY_ENV,
     USER_PASSWORD,
     Session,
     create_user,
     login,
 )
 from tests.fixtures.nodes import NodeClient
-from tests.fixtures.stack import RunningStack
-from tests.web.console import console_client, page_token, registered_node, sign_in
+from tests.fixtures.stack import RunningStack, free_port, start_stack
+from tests.web.console import console_client, console_settings, page_token, registered_node, sign_in
 
 NODE_SLUG = "console-node-01"
 PINNED_MODEL = f"{PM_SETTING_PREFIX}{PINNED_MODEL_KEY}"
@@ -328,3 +331,28 @@ def test_a_bad_chat_form_is_refused_and_stores_nothing(
     assert message in answer.text
     assert member.post("/chat", data={"message": "hi"}).status_code == 403
     assert member.get("/chat").text.count('href="/chat?thread=') == before
+
+
+@pytest.mark.parametrize("control_plane", ["the stack's", "nowhere"])
+def test_a_gateway_alone_shows_the_health_of_the_orchestrator_elsewhere(
+    console_stack: RunningStack, module_dsn: str, tmp_path: Path, control_plane: str
+) -> None:
+    public_url = (
+        console_stack.url(Role.ORCHESTRATOR) if control_plane == "the stack's" else f"http://127.0.0.1:{free_port()}"
+    )
+    settings = console_settings(module_dsn, tmp_path, {"control_plane.public_url": public_url})
+    gateway = start_stack(settings, parse_roles([Role.GATEWAY.value]), IDENTITY_ENV)
+    try:
+        with console_client(gateway) as client:
+            assert sign_in(client, ADMIN_HANDLE, ADMIN_PASSWORD).status_code == 303
+            page = client.get("/status").text
+    finally:
+        gateway.stop()
+    row = re.search(r'<tr id="role-orchestrator">(.*?)</tr>', page, re.S)
+    assert row, page
+    assert "(another process)" in row.group(1)
+    if control_plane == "nowhere":
+        assert "unhealthy</span>: control plane unreachable at /healthz" in row.group(1)
+    else:
+        assert "healthy</span>" in row.group(1)
+        assert "unhealthy" not in row.group(1)

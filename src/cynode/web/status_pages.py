@@ -1,15 +1,18 @@
 """The status page: each role's health and readiness with its reason, and the queue depth.
 
-The gateway serving the page is healthy by construction; the orchestrator's readiness is the check
-``/readyz`` answers with (it reads the shared database, so it holds wherever the orchestrator runs).
-Nodes come from the admin status API's node inventory, so only admins see them, as on the API.
+The gateway serving the page is healthy by construction. An orchestrator in this process is too;
+one elsewhere is asked for its ``/healthz`` at the control plane's public URL. The orchestrator's
+readiness is the check ``/readyz`` answers with (it reads the shared database, so it holds wherever
+the orchestrator runs). Nodes come from the admin status API's node inventory, so only admins see
+them, as on the API.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Final
 
+import httpx
 from litestar import Request, Response, get
 from litestar.types import ControllerRouterHandler
 
@@ -17,6 +20,23 @@ from cynode.contracts.admin import NodeResponse
 from cynode.dispatch.queue import queue_depth
 from cynode.settings import Role
 from cynode.web.console import Console
+
+_PROBE_TIMEOUT_SECONDS: Final = 2.0
+
+
+async def orchestrator_unhealthy_reason(console: Console) -> str | None:
+    """Why the orchestrator does not answer as healthy, or None when it does (or runs in this process)."""
+    if Role.ORCHESTRATOR in console.context.roles:
+        return None
+    url = f"{console.context.settings.control_plane_public_url}/healthz"
+    try:
+        async with httpx.AsyncClient(timeout=_PROBE_TIMEOUT_SECONDS, trust_env=False) as client:
+            response = await client.get(url)
+    except httpx.HTTPError as exc:
+        return f"control plane unreachable at /healthz ({type(exc).__name__})"
+    if response.status_code != httpx.codes.OK:
+        return f"control plane /healthz answered {response.status_code}"
+    return None
 
 
 def node_not_ready_reason(node: NodeResponse) -> str | None:
@@ -44,6 +64,7 @@ def routes(console: Console) -> Sequence[ControllerRouterHandler]:
             "status.html",
             roles=roles,
             orchestrator_here=Role.ORCHESTRATOR in console.context.roles,
+            orchestrator_unhealthy=await orchestrator_unhealthy_reason(console),
             ready=reason is None,
             reason=reason,
             depth=depth,
