@@ -79,11 +79,20 @@ async function ask(form, log, status, text) {
   const answer = addMessage(log, "assistant", "");
   status.textContent = "Answering…";
   try {
+    const request = {
+      model: form.elements.model.value,
+      messages: [...earlier, { role: "user", content: text }],
+      stream: true,
+    };
     const response = await fetch(form.dataset.completions, {
       method: "POST",
       credentials: "same-origin",
-      headers: { "Content-Type": "application/json", Accept: "text/event-stream", "X-CSRF-Token": form.elements.csrf_token.value },
-      body: JSON.stringify({ model: form.elements.model.value, messages: [...earlier, { role: "user", content: text }], stream: true }),
+      headers: {
+        "Content-Type": "application/json",
+        Accept: "text/event-stream",
+        "X-CSRF-Token": form.elements.csrf_token.value,
+      },
+      body: JSON.stringify(request),
     });
     const type = response.headers.get("content-type") ?? "";
     if (type.startsWith("text/html")) {
