@@ -126,9 +126,11 @@ if (chatForm) {
     if (!text) return;
     chatForm.elements.message.value = "";
     send.disabled = true;
+    log.setAttribute("aria-busy", "true"); // screen readers read the answer once, not token by token
     try {
       await ask(chatForm, log, status, text);
     } finally {
+      log.removeAttribute("aria-busy");
       send.disabled = false;
       chatForm.elements.message.focus();
     }
