@@ -352,7 +352,8 @@ def test_a_gateway_alone_shows_the_health_of_the_orchestrator_elsewhere(
     assert row, page
     assert "(another process)" in row.group(1)
     if control_plane == "nowhere":
-        assert "unhealthy</span>: control plane unreachable at /healthz" in row.group(1)
+        assert "unhealthy</span>: the control plane at http://127.0.0.1:" in row.group(1)
+        assert "/healthz does not answer: ConnectError" in row.group(1)
     else:
         assert "healthy</span>" in row.group(1)
         assert "unhealthy" not in row.group(1)

@@ -12,12 +12,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Final
 
-import httpx
 from litestar import Request, Response, get
 from litestar.types import ControllerRouterHandler
 
 from cynode.contracts.admin import NodeResponse
 from cynode.dispatch.queue import queue_depth
+from cynode.http.health import healthz_problem
 from cynode.settings import Role
 from cynode.web.console import Console
 
@@ -28,15 +28,9 @@ async def orchestrator_unhealthy_reason(console: Console) -> str | None:
     """Why the orchestrator does not answer as healthy, or None when it does (or runs in this process)."""
     if Role.ORCHESTRATOR in console.context.roles:
         return None
-    url = f"{console.context.settings.control_plane_public_url}/healthz"
-    try:
-        async with httpx.AsyncClient(timeout=_PROBE_TIMEOUT_SECONDS, trust_env=False) as client:
-            response = await client.get(url)
-    except httpx.HTTPError as exc:
-        return f"control plane unreachable at /healthz ({type(exc).__name__})"
-    if response.status_code != httpx.codes.OK:
-        return f"control plane /healthz answered {response.status_code}"
-    return None
+    return await healthz_problem(
+        "the control plane", console.context.settings.control_plane_public_url, _PROBE_TIMEOUT_SECONDS
+    )
 
 
 def node_not_ready_reason(node: NodeResponse) -> str | None:
