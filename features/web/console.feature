@@ -1,6 +1,7 @@
 Feature: Web console
   People use CyNode from a browser: the gateway serves a console at / where they sign in, run tasks
-  and watch them finish, and where admins manage users, under the same rules as the API. These
+  and watch them finish, chat with a model, and where admins manage users and nodes, under the same
+  rules as the API and the CLI. These
   scenarios drive a real Chromium against the all-in-one stack.
 
   Background:
@@ -25,7 +26,10 @@ Feature: Web console
     When I create the user "dana" in the console
     And I sign in to the console as "dana"
     Then the console menu has no "Users" entry
+    And the console menu has no "Nodes" entry
     And opening "/admin/users" answers 403 "Admin required"
+    And opening "/admin/nodes" answers 403 "Admin required"
+    And opening "/admin/credentials" answers 403 "Admin required"
 
   Scenario: After logging out, going back shows nothing private
     Given I am signed in to the console as "admin"
@@ -40,3 +44,23 @@ Feature: Web console
     When the page posts a new task "echo forged-marker" without the CSRF token
     Then the answer is 403
     And the task list does not show "forged-marker"
+
+  Scenario: A signed-in user asks a chat question and sees the answer stream in
+    Given I am signed in to the console as "admin"
+    When I ask "Count from 1 to 5, digits only." in the console chat with the model "gemma3-270m"
+    Then the answer streams into the conversation as text
+    And the stored conversation shows the same answer after a reload
+
+  Scenario: An admin drains a node, then enables it again
+    Given I am signed in to the console as "admin"
+    When I drain the node "web-node-01" in the console
+    Then the nodes page shows "web-node-01" as "draining"
+    And the admin API shows the node "web-node-01" as "draining"
+    When I enable the node "web-node-01" in the console
+    Then the nodes page shows "web-node-01" as "enabled"
+    And the admin API shows the node "web-node-01" as "enabled"
+
+  Scenario: Without JavaScript the chat form still gets an answer, in one piece
+    Given I am signed in to the console as "admin" in a browser without JavaScript
+    When I send "Name one colour in one word." with the console's chat form
+    Then the page that comes back shows my question and an answer

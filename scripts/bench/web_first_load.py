@@ -7,7 +7,7 @@ login page (the first page anyone loads) and, as the baseline, ``/healthz`` (one
 response: what the browser and server cost before the console adds anything). For each it reads the
 Navigation Timing entry (``domContentLoadedEventEnd``: the module script has run, the page answers
 input) and sums ``transferSize`` over the document and every resource. Then it does the same for the
-signed-in task list. Prints medians, the ratio against the baseline and the budgets of the issue
+signed-in task list and chat page. Prints medians, the ratio against the baseline and the budgets of the issue
 (under 200 KiB, interactive within 1 s). A measurement, not a test: it never fails on a slow result.
 
 Usage: .venv/bin/python scripts/bench/web_first_load.py [--iterations N]
@@ -92,7 +92,11 @@ def bench(iterations: int, base_url: str, password: str) -> None:
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=flags)
         state = signed_in_state(browser, base_url, password)
-        pages = {"login page": (f"{base_url}/login", None), "task list": (f"{base_url}/tasks", state)}
+        pages = {
+            "login page": (f"{base_url}/login", None),
+            "task list": (f"{base_url}/tasks", state),
+            "chat page": (f"{base_url}/chat", state),
+        }
         baseline: list[float] = []
         timings: dict[str, list[float]] = {name: [] for name in pages}
         sizes: dict[str, list[int]] = {name: [] for name in pages}

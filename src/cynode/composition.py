@@ -255,7 +255,7 @@ class Stack:
             route_handlers=[
                 *identity_routes(self._context),
                 *tasks_routes(self._context),
-                web_routes(self._context, self._orchestrator_readiness()),
+                web_routes(self._context, self._orchestrator_readiness(), self._chat),
                 *self._chat.gateway_routes(),
                 *admin_routes(self._context),
             ],

@@ -30,7 +30,9 @@ def app_operations(app: Litestar) -> set[tuple[str, str]]:
         if isinstance(route, HTTPRoute)
         and route.path not in UNDOCUMENTED_PATHS
         and not route.path.startswith((OPENAPI_PATH, DOCS_PATH))
-        for method in route.methods
+        for handler in route.route_handlers
+        if handler.resolve_include_in_schema()  # the web console's pages are left out of the API on purpose
+        for method in handler.http_methods
         if method not in ("OPTIONS", "HEAD")
     }
 

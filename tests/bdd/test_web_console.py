@@ -7,40 +7,38 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, expect
+from playwright.sync_api import Browser, BrowserContext, Locator, Page, expect
 from pytest_bdd import given, parsers, scenarios, then, when
 
-from cynode.composition import parse_roles
+from cynode.sandbox import PodmanService
 from cynode.settings import Role
 from tests.fixtures.browser import record_dialogs
-from tests.fixtures.identity import ADMIN_HANDLE, ADMIN_PASSWORD, IDENTITY_ENV, USER_PASSWORD
+from tests.fixtures.chat import start_chat_stack
+from tests.fixtures.identity import ADMIN_HANDLE, ADMIN_PASSWORD, IDENTITY_ENV, USER_PASSWORD, login
 from tests.fixtures.serve import Serve
-from tests.fixtures.stack import RunningStack, start_all_in_one, start_stack
+from tests.fixtures.stack import RunningStack
 from tests.web.browsing import signed_in_page
-from tests.web.console import console_settings
+from tests.web.console import GENEROUS_LOGIN_LIMITS
 
 scenarios("web/console.feature", "web/console_serve.feature")
 
-# Long enough for a sandbox job on a loaded two-core host; the page updates itself meanwhile.
+# Long enough for a sandbox job or a chat answer on a loaded two-core host; the page updates itself meanwhile.
 TASK_TIMEOUT_MS = 120_000
+WEB_NODE = "web-node-01"
 
 
 @pytest.fixture(scope="module")
-def web_node_stack(module_dsn: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
-    """Every role in one process with a ready local node, shared by the module's scenarios."""
+def web_node_stack(
+    module_dsn: str, podman_service: PodmanService, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningStack]:
+    """Every role in one process, its node running sandbox jobs and the embedded llama.cpp model; shared
+    by the module's scenarios."""
     directory = tmp_path_factory.mktemp("web-node")
-    started: list[RunningStack] = []
-
-    def factory(roles: str, *, env: dict[str, str], overrides: dict[str, Any]) -> RunningStack:
-        running = start_stack(console_settings(module_dsn, directory / "data", overrides), parse_roles([roles]), env)
-        started.append(running)
-        return running
-
-    try:
-        yield start_all_in_one(factory, directory, node_slug="web-node-01", env=IDENTITY_ENV)
-    finally:
-        for running in started:
-            running.stop()
+    running = start_chat_stack(
+        directory, module_dsn, podman_service.url, slug=WEB_NODE, overrides=GENEROUS_LOGIN_LIMITS
+    )
+    yield running
+    running.stop()
 
 
 @pytest.fixture
@@ -81,9 +79,11 @@ def a_browser(browser: Browser) -> None:
     assert browser.is_connected()
 
 
-def _sign_in(browser: Browser, console_url: str, contexts: list[BrowserContext], handle: str) -> Page:
+def _sign_in(
+    browser: Browser, console_url: str, contexts: list[BrowserContext], handle: str, **context_options: Any
+) -> Page:
     password = ADMIN_PASSWORD if handle == ADMIN_HANDLE else USER_PASSWORD
-    page = signed_in_page(browser, console_url, handle, password)
+    page = signed_in_page(browser, console_url, handle, password, **context_options)
     contexts.append(page.context)
     expect(page.get_by_role("heading", name="Tasks")).to_be_visible()
     return page
@@ -93,6 +93,13 @@ def _sign_in(browser: Browser, console_url: str, contexts: list[BrowserContext],
 @when(parsers.parse('I sign in to the console as "{handle}"'), target_fixture="page")
 def signed_in(browser: Browser, console_url: str, contexts: list[BrowserContext], handle: str) -> Page:
     return _sign_in(browser, console_url, contexts, handle)
+
+
+@given(
+    parsers.parse('I am signed in to the console as "{handle}" in a browser without JavaScript'), target_fixture="page"
+)
+def signed_in_without_scripts(browser: Browser, console_url: str, contexts: list[BrowserContext], handle: str) -> Page:
+    return _sign_in(browser, console_url, contexts, handle, java_script_enabled=False)
 
 
 @given(parsers.parse('I created a commands task "{command}" in the console'))
@@ -204,3 +211,110 @@ def task_list_lacks(page: Page, text: str) -> None:
     page.goto("/tasks")
     expect(page.get_by_role("heading", name="Tasks")).to_be_visible()
     assert text not in page.content()
+
+
+# Records every length the newest answer's text takes while it arrives, to tell a stream from one piece.
+_WATCH_ANSWER = """() => {
+    window.answerLengths = [];
+    const log = document.getElementById("chat-log");
+    new MutationObserver(() => {
+        const answers = log.querySelectorAll("li[data-role=assistant] .content");
+        if (answers.length) window.answerLengths.push(answers[answers.length - 1].textContent.length);
+    }).observe(log, {subtree: true, childList: true, characterData: true});
+}"""
+
+
+@when(parsers.parse('I ask "{question}" in the console chat with the model "{model}"'))
+def ask_in_chat(page: Page, outcome: dict[str, Any], question: str, model: str) -> None:
+    outcome["dialogs"] = record_dialogs(page)
+    page.get_by_role("link", name="Chat", exact=True).click()
+    page.wait_for_url("**/chat")
+    page.get_by_label("Model").select_option(model)
+    page.evaluate(_WATCH_ANSWER)
+    page.get_by_label("Message").fill(question)
+    page.get_by_role("button", name="Send").click()
+
+
+@when(parsers.parse('I send "{question}" with the console\'s chat form'))
+def send_chat_form(page: Page, outcome: dict[str, Any], question: str) -> None:
+    outcome["question"] = question
+    page.get_by_role("link", name="Chat", exact=True).click()
+    page.wait_for_url("**/chat")
+    page.get_by_label("Message").fill(question)
+    # The click waits for the page that follows, which comes once the whole answer is written.
+    page.get_by_role("button", name="Send").click(timeout=TASK_TIMEOUT_MS)
+
+
+@then("the page that comes back shows my question and an answer")
+def answered_in_one_piece(page: Page, outcome: dict[str, Any]) -> None:
+    page.wait_for_url("**/chat?thread=*", timeout=TASK_TIMEOUT_MS)
+    expect(page.locator("#chat-log li[data-role=user] .content").last).to_have_text(outcome["question"])
+    assert page.locator("#chat-log li[data-role=assistant] .content").last.inner_text().strip()
+
+
+@then("the answer streams into the conversation as text")
+def answer_streamed(page: Page, outcome: dict[str, Any]) -> None:
+    expect(page.locator("#chat-status")).to_have_text("Answered.", timeout=TASK_TIMEOUT_MS)
+    text = page.locator("#chat-log li[data-role=assistant] .content").last.inner_text()
+    assert text.strip(), "the answer is empty"
+    lengths = page.evaluate("window.answerLengths")
+    assert len({length for length in lengths if length > 0}) >= 2, f"the answer arrived in one piece: {lengths}"
+    assert outcome["dialogs"] == []
+    outcome["answer"] = text
+
+
+@then("the stored conversation shows the same answer after a reload")
+def stored_conversation(page: Page, outcome: dict[str, Any]) -> None:
+    page.wait_for_url("**/chat?thread=*")
+    page.reload()
+    stored = page.locator("#chat-log li[data-role=assistant] .content").last
+    expect(stored).to_have_text(outcome["answer"], use_inner_text=True)
+    expect(page.get_by_role("navigation", name="Conversations").locator("[aria-current=page]")).to_have_count(1)
+
+
+@when(parsers.parse('I {action:w} the node "{slug}" in the console'))
+def node_action(page: Page, action: str, slug: str) -> None:
+    page.get_by_role("link", name="Nodes", exact=True).click()
+    page.wait_for_url("**/admin/nodes")
+    page.get_by_role("button", name=f"{action.capitalize()} {slug}").click()
+
+
+@then(parsers.parse('the nodes page shows "{slug}" as "{state}"'))
+def nodes_page_shows(page: Page, slug: str, state: str) -> None:
+    expect(page.get_by_role("status")).to_have_text(f"Node {slug} is now {state}.")
+    expect(page.locator(f"#node-{slug} .admin-state")).to_have_text(state)
+
+
+@then(parsers.parse('the admin API shows the node "{slug}" as "{state}"'))
+def admin_api_shows(web_node_stack: RunningStack, slug: str, state: str) -> None:
+    gateway = web_node_stack.client(Role.GATEWAY)
+    answer = gateway.get(f"/v1/nodes/{slug}", headers=login(gateway, ADMIN_HANDLE, ADMIN_PASSWORD).headers)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["admin_state"] == state
+
+
+def _setting_section(page: Page, key: str) -> Locator:
+    return page.locator("section.setting", has=page.get_by_role("heading", name=key, exact=True))
+
+
+@when(parsers.parse('I set "{key}" to "{value}" in the console'))
+def set_setting(page: Page, key: str, value: str) -> None:
+    page.get_by_role("link", name="Settings", exact=True).click()
+    page.wait_for_url("**/admin/settings")
+    section = _setting_section(page, key)
+    section.get_by_label("New value").select_option(value)
+    section.get_by_role("button", name="Save").click()
+
+
+@then(parsers.parse('the settings page shows "{key}" as "{value}"'))
+def settings_page_shows(page: Page, key: str, value: str) -> None:
+    expect(page.get_by_role("status")).to_have_text(f"Saved {key}.")
+    expect(_setting_section(page, key).locator(".setting-value")).to_have_text(f'"{value}"')
+
+
+@then(parsers.parse('the status page shows the "{first}" and "{second}" roles healthy'))
+def status_lists_roles(page: Page, first: str, second: str) -> None:
+    page.get_by_role("link", name="Status", exact=True).click()
+    for role in (first, second):
+        expect(page.locator(f"#role-{role} th")).to_contain_text(role)
+        expect(page.locator(f"#role-{role} td").first).to_have_text("healthy")

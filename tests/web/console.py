@@ -13,6 +13,7 @@ import httpx
 from cynode.composition import parse_roles
 from cynode.settings import Role, Settings, load_settings
 from tests.fixtures.identity import IDENTITY_ENV, IDENTITY_ROLES
+from tests.fixtures.nodes import NodeClient, capability_report
 from tests.fixtures.stack import EPHEMERAL_PORTS, RunningStack, start_stack
 
 # Many sign-ins from one address within a minute is these tests' normal, not an attack.
@@ -74,3 +75,12 @@ def gateway_stack_on(dsn: str, data_dir: Path, overrides: Mapping[str, Any] | No
         yield running
     finally:
         running.stop()
+
+
+def registered_node(stack: RunningStack, slug: str) -> NodeClient:
+    """A node of ``stack`` that registered, fetched its configuration and acknowledged it (no Worker API runs)."""
+    node = NodeClient(stack.client(Role.ORCHESTRATOR), slug, psk=IDENTITY_ENV["CYNODE_NODE_REGISTRATION_PSK"])
+    assert node.register(capability_report(slug)).status_code in (200, 201)
+    node.fetch_config()
+    assert node.ack("applied").status_code == 204
+    return node

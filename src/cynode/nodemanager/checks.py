@@ -7,9 +7,9 @@ executor on the podman API the worker uses, so they test exactly what jobs will 
 
 from __future__ import annotations
 
-import httpx
 from anyio.to_thread import run_sync
 
+from cynode.http.health import healthz_problem
 from cynode.sandbox import SandboxExecutor
 from cynode.worker.service import WorkerService
 
@@ -21,18 +21,6 @@ def _sandbox_problem(worker: WorkerService, owner: str) -> str | None:
     return probe.mount_root_problem() or probe.probe()
 
 
-async def _worker_api_problem(worker_api_url: str) -> str | None:
-    url = worker_api_url.rstrip("/") + "/healthz"
-    try:
-        async with httpx.AsyncClient(timeout=_HEALTH_TIMEOUT_SECONDS) as client:
-            response = await client.get(url)
-    except httpx.TransportError as exc:
-        return f"Worker API at {url} does not answer: {exc.__class__.__name__}"
-    if response.status_code != httpx.codes.OK:
-        return f"Worker API at {url} answered {response.status_code}"
-    return None
-
-
 async def startup_problem(worker: WorkerService, worker_api_url: str, *, owner: str) -> str | None:
     """None when the node may register, else the first failed check in words an operator can act on.
 
@@ -42,4 +30,4 @@ async def startup_problem(worker: WorkerService, worker_api_url: str, *, owner: 
         problem = await run_sync(_sandbox_problem, worker, owner)
         if problem is not None:
             return problem
-    return await _worker_api_problem(worker_api_url)
+    return await healthz_problem("Worker API", worker_api_url, _HEALTH_TIMEOUT_SECONDS)

@@ -1,9 +1,9 @@
-"""Admin pages for users: create a user, then disable, enable or reset the password of one.
+"""Admin pages for users: the list (by handle, paged), create a user, then disable, enable or reset the
+password of one (``cynode user list|create|disable|enable|reset-password``).
 
 Every page requires an admin (403 for anyone else, and the menu never links here for them); each
 action is the identity service's admin action, so it is audited and revokes sessions like the API.
-A list of all users arrives with the admin API's users list; until then a user is reached from the
-page that created them, or by its id.
+The list is the admin API's users list.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from cynode.web.console import Console, see_other
 from cynode.web.session import Viewer
 
 USERS_PATH: Final = "/admin/users"
+USERS_PER_PAGE: Final = 50
 NOTICES: Final = {
     "created": "User created.",
     "disabled": "User disabled; their sessions have ended.",
@@ -36,14 +37,25 @@ NOTICES: Final = {
 def routes(console: Console) -> Sequence[ControllerRouterHandler]:
     identity = console.identity
 
-    def users_page(
-        viewer: Viewer, status: int = HTTPStatus.OK, error: str | None = None, **values: Any
+    async def users_page(
+        viewer: Viewer, cursor: str | None = None, status: int = HTTPStatus.OK, error: str | None = None, **values: Any
     ) -> Response[str]:
-        return console.page(viewer, "admin_users.html", status, error=error, values=values)
+        listed = await console.admin_service.list_users(cursor=cursor, limit=USERS_PER_PAGE)
+        return console.page(
+            viewer,
+            "admin_users.html",
+            status,
+            error=error,
+            values=values,
+            users=listed.users,
+            next_cursor=listed.next_cursor,
+            first_page=cursor is None,
+        )
 
     @get(USERS_PATH)
     async def user_admin(request: Request[Any, Any, Any]) -> Response[str]:
-        return users_page(await console.admin(request))
+        viewer = await console.admin(request)
+        return await users_page(viewer, request.query_params.get("cursor") or None)
 
     @post(USERS_PATH)
     async def create_user(request: Request[Any, Any, Any]) -> Response[Any]:
@@ -57,7 +69,7 @@ def routes(console: Console) -> Sequence[ControllerRouterHandler]:
         try:
             created = await identity.create_user(viewer.user, create_request, console.client(request))
         except ProblemError as problem:
-            return users_page(viewer, problem.status, problem.detail, handle=handle, email=email or "")
+            return await users_page(viewer, None, problem.status, problem.detail, handle=handle, email=email or "")
         return see_other(f"{USERS_PATH}/{created.id}?notice=created")
 
     @get(f"{USERS_PATH}/{{user_id:str}}")

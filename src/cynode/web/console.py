@@ -1,10 +1,10 @@
 """The console's shared parts and its router: what every page module builds on.
 
-:class:`Console` bundles the services the pages call (the same :class:`IdentityService` and
-:class:`TaskService` the API uses, so authorization, validation and audit are the API's), the
-browser session, CSRF checking and rendering. A page module is a function from a Console to its
-route handlers; a new area (chat, nodes, settings) adds one module, one entry in :data:`NAVIGATION`
-and its templates. Errors raised by the services become HTML error pages with the same status
+:class:`Console` bundles the services the pages call (the same :class:`IdentityService`,
+:class:`TaskService`, :class:`AdminService` and :class:`ChatApi` the API uses, so authorization,
+validation and audit are the API's), the browser session, CSRF checking and rendering. A page
+module is a function from a Console to its route handlers; a new area adds one module, one entry in
+:data:`NAVIGATION` and its templates. Errors raised by the services become HTML error pages with the same status
 code; a request without a usable session is sent to the login page.
 """
 
@@ -21,6 +21,8 @@ from litestar.datastructures import FormMultiDict
 from litestar.response import Redirect
 from litestar.types import ControllerRouterHandler
 
+from cynode.admin.service import AdminService
+from cynode.chat.http import ChatApi
 from cynode.context import OrchestratorContext
 from cynode.http.app import Readiness
 from cynode.http.problems import ProblemError
@@ -57,8 +59,12 @@ class NavItem:
 
 NAVIGATION: Final = (
     NavItem("Tasks", "/tasks"),
+    NavItem("Chat", "/chat"),
     NavItem("Status", "/status"),
     NavItem("Users", "/admin/users", admin_only=True),
+    NavItem("Nodes", "/admin/nodes", admin_only=True),
+    NavItem("Settings", "/admin/settings", admin_only=True),
+    NavItem("Credentials", "/admin/credentials", admin_only=True),
 )
 """The console's menu; admin entries are never shown to a non-admin (their pages answer 403)."""
 
@@ -83,6 +89,8 @@ class Console:
     csrf: CsrfTokens
     identity: IdentityService
     tasks: TaskService
+    admin_service: AdminService
+    chat: ChatApi
 
     def client(self, request: Request[Any, Any, Any]) -> ClientInfo:
         return client_info(request, trust_forwarded_for=self.context.settings.identity.trust_forwarded_for)
@@ -130,6 +138,7 @@ def _exception_handlers(console: Console) -> Mapping[Any, Callable[..., Response
 def console_router(
     ctx: OrchestratorContext,
     readiness: Readiness,
+    chat: ChatApi,
     page_modules: Sequence[Callable[[Console], Sequence[ControllerRouterHandler]]],
 ) -> Router:
     """The console at ``/``: the routes of ``page_modules`` plus static assets, under the console's headers."""
@@ -144,6 +153,8 @@ def console_router(
         csrf=csrf,
         identity=identity,
         tasks=TaskService(ctx.pool, ctx.settings.dispatch.sandbox_image),
+        admin_service=AdminService(ctx),
+        chat=chat,
     )
     handlers = [handler for module in page_modules for handler in module(console)]
     return Router(

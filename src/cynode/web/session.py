@@ -57,6 +57,8 @@ class Viewer:
 
     user: CurrentUser
     csrf_token: str
+    access_token: str
+    """This request's API access token (renewed if it had to be): the console calls the chat pipeline with it."""
 
     @property
     def is_admin(self) -> bool:
@@ -164,8 +166,8 @@ class BrowserSessions:
         try:
             user = await self._authenticator.authenticate(f"Bearer {access_token}")
         except ProblemError:
-            user = await self._renewed_user(request, refresh_token, client)
-        return Viewer(user=user, csrf_token=self._csrf.for_session(user))
+            user, access_token = await self._renewed_user(request, refresh_token, client)
+        return Viewer(user=user, csrf_token=self._csrf.for_session(user), access_token=access_token)
 
     async def admin(self, request: Request[Any, Any, Any], client: ClientInfo) -> Viewer:
         viewer = await self.viewer(request, client)
@@ -175,7 +177,7 @@ class BrowserSessions:
 
     async def _renewed_user(
         self, request: Request[Any, Any, Any], refresh_token: str, client: ClientInfo
-    ) -> CurrentUser:
+    ) -> tuple[CurrentUser, str]:
         try:
             renewed = await self._renewals.renew(refresh_token, client)
             user = await self._authenticator.authenticate(f"Bearer {renewed.access_token}")
@@ -183,4 +185,4 @@ class BrowserSessions:
             raise LoginRequired from None
         # Whatever the page answers, the browser must get the new pair (see console_headers).
         request.state[RENEWED_COOKIE_STATE] = browser_cookie(request, SESSION_COOKIE, session_cookie_value(renewed))
-        return user
+        return user, renewed.access_token
