@@ -21,6 +21,7 @@ from cynode.composition import Stack, parse_roles, resolve_database
 from cynode.db.embedded import EmbeddedPostgresError
 from cynode.db.migrations import apply_migrations
 from cynode.http.server import PortInUseError
+from cynode.identity.cli import unlock as unlock_user
 from cynode.logs import configure_logging
 from cynode.settings import Settings, SettingsError, load_settings
 
@@ -141,6 +142,14 @@ async def _migrate(settings: Settings) -> list[int]:
 
 for client_command in client_commands:
     main.add_command(client_command)
+
+
+@main.group()
+def user() -> None:
+    """Manage user accounts."""
+
+
+user.add_command(unlock_user)
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ from cynode.http.app import build_app
 from cynode.http.server import ServedApp
 from cynode.identity.bootstrap import ensure_bootstrap_users
 from cynode.identity.http import identity_routes
+from cynode.identity.retention import run_identity_retention
 from cynode.nodemanager.config import NodeConfig, load_node_config
 from cynode.nodemanager.runner import run_node_manager
 from cynode.nodes.http import control_plane_routes
@@ -155,6 +156,7 @@ class Stack:
         local_worker = LocalWorker(self.node.slug, self.worker) if self.node and self.worker else None
         if Role.ORCHESTRATOR in self.roles:
             self._spawn("dispatcher", run_dispatcher(self._context, local_worker))
+            self._spawn("identity_retention", run_identity_retention(self._context))
         if self.node is not None and self.worker is not None:
             worker_api_url = self.apps[Role.NODE].base_url
             manager = run_node_manager(self.settings, self.node, self.worker, self.env, worker_api_url, self.context)

@@ -15,9 +15,9 @@ from http import HTTPStatus
 
 from cynode.contracts.problem import TYPE_AUTHENTICATION
 from cynode.http.problems import ProblemError
-from cynode.tokens import InvalidTokenError, IssuedToken, TokenSigner
+from cynode.tokens import NODE_TOKEN, InvalidTokenError, IssuedToken, TokenSigner
 
-NODE_TOKEN_TYPE = "node"  # noqa: S105 (a token type, not a secret)
+NODE_TOKEN_TYPE = NODE_TOKEN
 MISSING_AUTHORIZATION = "Missing authorization header"
 INVALID_TOKEN = "Invalid or expired token"  # noqa: S105 (a message, not a secret)
 _CHALLENGE = {"WWW-Authenticate": "Bearer"}
