@@ -41,6 +41,7 @@ class AuthEvent(StrEnum):
     PASSWORD_RESET = "password_reset"  # noqa: S105 - an event name, not a password
     LOCKOUT_STARTED = "lockout_started"
     LOCKOUT_CLEARED = "lockout_cleared"
+    NODE_REGISTRATION_REFUSED = "node_registration_refused"
 
 
 class FailureReason(StrEnum):
@@ -55,6 +56,7 @@ class FailureReason(StrEnum):
     INVALID_PASSWORD = "invalid password"  # noqa: S105 - a reason code, not a password
     INVALID_REFRESH_TOKEN = "invalid refresh token"  # noqa: S105 - a reason code, not a token
     REFRESH_TOKEN_REUSED = "refresh token reused"  # noqa: S105 - a reason code, not a token
+    NODE_IDENTITY_UNPROVEN = "node secret missing or wrong"
 
 
 @dataclass(frozen=True)
@@ -102,6 +104,21 @@ async def record(
     )
 
 
+async def count_this_minute(conn: AsyncConnection[DictRow], event: str, source: str | None) -> int:
+    """Count one more ``event`` from ``source`` in the current minute; the count so far, this one included."""
+    cursor = await conn.execute(
+        """
+        INSERT INTO auth_refusal_counts AS c (minute, source, event_type, refusals)
+        VALUES (date_trunc('minute', now()), %s::cidr, %s, 1)
+        ON CONFLICT (minute, source, event_type) DO UPDATE SET refusals = c.refusals + 1
+        RETURNING refusals
+        """,
+        (source, event),
+    )
+    row = await cursor.fetchone()
+    return 0 if row is None else int(row["refusals"])
+
+
 async def record_refusal(
     conn: AsyncConnection[DictRow],
     event: AuthEvent,
@@ -113,17 +130,7 @@ async def record_refusal(
     handle: str | None = None,
 ) -> None:
     """Count a refused request of this client's source; audit it as a row only below the threshold."""
-    cursor = await conn.execute(
-        """
-        INSERT INTO auth_refusal_counts AS c (minute, source, event_type, refusals)
-        VALUES (date_trunc('minute', now()), %s::cidr, %s, 1)
-        ON CONFLICT (minute, source, event_type) DO UPDATE SET refusals = c.refusals + 1
-        RETURNING refusals
-        """,
-        (client.source, event),
-    )
-    row = await cursor.fetchone()
-    if row is not None and row["refusals"] <= stored_per_minute:
+    if await count_this_minute(conn, event, client.source) <= stored_per_minute:
         await record(conn, event, client, success=False, user_id=user_id, handle=handle, reason=reason)
 
 
