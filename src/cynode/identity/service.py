@@ -81,6 +81,7 @@ class IdentityService:
         self._signer = signer
         self._settings = settings
         self._throttle = LoginThrottle(settings, signer.derive_key("login-handle"))
+        self._stored_refusals = settings.audit_refusals_per_minute_per_source
         self._lifetime = SessionLifetime(settings.refresh_token_ttl_seconds, settings.session_max_lifetime_seconds)
 
     async def _refuse(
@@ -90,18 +91,18 @@ class IdentityService:
         client: ClientInfo,
         reason: FailureReason,
         *,
-        user: UserRow | None = None,
+        handle: str | None = None,
     ) -> None:
-        """Audit a refused login or refresh; past the per-source threshold it is only counted."""
-        await audit.record_refusal(
-            conn,
-            event,
-            client,
-            reason,
-            stored_per_minute=self._settings.audit_refusals_per_minute_per_source,
-            user_id=None if user is None else user.id,
-            handle=None if user is None else user.handle,
-        )
+        """Audit a refused login or refresh; past the per-source threshold it is only counted.
+
+        The row names the user of ``handle`` when there is one; a handle that names no user is
+        never written down, since it may be a mistyped password.
+        """
+        if await audit.count_this_minute(conn, event, client.source) > self._stored_refusals:
+            return
+        user = None if handle is None else await users.find_login_candidate(conn, handle)
+        user_id, known_handle = (None, None) if user is None else (user.user.id, user.user.handle)
+        await audit.record(conn, event, client, success=False, user_id=user_id, handle=known_handle, reason=reason)
 
     async def record_invalid_request(self, event: AuthEvent, client: ClientInfo) -> None:
         """Audit an auth request that was refused before it could be judged (bad body, missing field)."""
@@ -120,21 +121,20 @@ class IdentityService:
             raise _bad_request(problem)
         attempt = self._throttle.key(handle, client.source)
         async with self._pool.connection() as conn:
-            candidate = await users.find_login_candidate(conn, handle)
-            # A handle that names no user is never written down: it may be a mistyped password.
-            known = None if candidate is None else candidate.user
             throttled = await self._throttle.check(conn, attempt)
             if throttled is not None:
-                await self._refuse(conn, AuthEvent.LOGIN_FAILURE, client, throttled.reason, user=known)
+                await self._refuse(conn, AuthEvent.LOGIN_FAILURE, client, throttled.reason, handle=handle)
                 raise ProblemError(
                     HTTPStatus.TOO_MANY_REQUESTS,
                     TOO_MANY_ATTEMPTS,
                     headers={"Retry-After": str(throttled.retry_after_seconds)},
                 )
+            candidate = await users.find_login_candidate(conn, handle)
         # Verified in every case, and without holding a pooled connection through the hashing.
         matches = await verify_password(None if candidate is None else candidate.password_hash, password)
         failure = _credential_failure(candidate, matches)
         if candidate is None or failure is not None:
+            known = None if candidate is None else candidate.user
             await self._record_credential_failure(attempt, client, known, failure or FailureReason.USER_NOT_FOUND)
             raise ProblemError(HTTPStatus.UNAUTHORIZED, INVALID_CREDENTIALS)
         async with self._pool.connection() as conn, conn.transaction():
@@ -152,7 +152,7 @@ class IdentityService:
         async with self._pool.connection() as conn, conn.transaction():
             user_id = None if user is None else user.id
             await rate_limit.record_attempt(conn, attempt, rate_limit.Outcome.CREDENTIAL_FAILURE, user_id)
-            await self._refuse(conn, AuthEvent.LOGIN_FAILURE, client, reason, user=user)
+            await self._refuse(conn, AuthEvent.LOGIN_FAILURE, client, reason, handle=attempt.handle)
             locked = await self._throttle.check(conn, attempt)
             if locked is not None:
                 await audit.record(
