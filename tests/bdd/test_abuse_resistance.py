@@ -312,9 +312,7 @@ def audit_bounded(world: World) -> None:
 
 @then("the refusals were counted")
 def refusals_counted(world: World) -> None:
-    [row] = world.target.query(
-        "SELECT sum(refusals) AS total FROM auth_refusal_counts WHERE source <<= '192.0.2.0/24'"
-    )
+    [row] = world.target.query("SELECT sum(refusals) AS total FROM auth_refusal_counts WHERE source <<= '192.0.2.0/24'")
     assert row["total"] >= 20000
 
 

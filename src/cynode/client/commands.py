@@ -2,7 +2,9 @@
 
 Each command prints a short human summary, or with ``--json`` the gateway's answer as JSON. A
 failed call exits 1 with the gateway's problem detail on stderr, never a traceback. Tokens are
-never printed: they only travel between the gateway and the credentials file.
+never printed: they only travel between the gateway and the credentials file. Text others wrote
+(job output, prompts, summaries) is printed without terminal control sequences; ``--raw`` keeps
+them in job output, for piping it somewhere that expects them.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import msgspec
 
 from cynode.client.api import ClientError, GatewayClient, LoginRequired
 from cynode.client.credentials import delete_credentials, load_credentials, save_credentials
+from cynode.client.terminal import terminal_safe
 from cynode.contracts.identity import UserResponse
 from cynode.contracts.tasks import (
     TERMINAL_TASK_STATUSES,
@@ -48,6 +51,9 @@ MAX_POLL_SECONDS = 2.0
 WAIT_TIMED_OUT = 124
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print the gateway's answer as JSON.")
+raw_option = click.option(
+    "--raw", is_flag=True, help="Print job output as written, terminal control sequences included."
+)
 
 
 def client_command(command: Callable[P, R]) -> Callable[P, R]:
@@ -157,9 +163,16 @@ def task() -> None:
 @click.option("--wait", is_flag=True, help="Wait until the task finishes, print its output, exit with its code.")
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
               help=f"With --wait: give up after SECONDS and exit {WAIT_TIMED_OUT} (the task keeps going).")  # fmt: skip
+@raw_option
 @client_command
 def create_task(
-    prompt: str, input_mode: InputMode, task_name: str | None, wait: bool, timeout: float | None, as_json: bool
+    prompt: str,
+    input_mode: InputMode,
+    task_name: str | None,
+    wait: bool,
+    timeout: float | None,
+    raw: bool,
+    as_json: bool,
 ) -> None:
     """Submit PROMPT as a new task."""
     with signed_in() as client:
@@ -179,7 +192,7 @@ def create_task(
     else:
         for job in result.jobs:
             if job.result is not None:
-                echo_output(job.result)
+                echo_output(job.result, raw=raw)
         if result.status != "completed":
             click.echo(f"task {result.task_id} {result.status}", err=True)
     raise SystemExit(exit_code_of(result))
@@ -202,12 +215,12 @@ def wait_until_finished(client: GatewayClient, task_ref: str, timeout: float | N
         delay = min(delay * 2, MAX_POLL_SECONDS)
 
 
-def echo_output(job_result: dict[str, Any]) -> None:
-    """A job's stdout to stdout and stderr to stderr, as the job wrote them."""
+def echo_output(job_result: dict[str, Any], *, raw: bool) -> None:
+    """A job's stdout to stdout and stderr to stderr; as the job wrote them only when ``raw``."""
     for stream, to_stderr in (("stdout", False), ("stderr", True)):
         text = job_result.get(stream)
         if isinstance(text, str) and text:
-            click.echo(text, nl=False, err=to_stderr)
+            click.echo(text if raw else terminal_safe(text), nl=False, err=to_stderr)
 
 
 def exit_code_of(result: TaskResultResponse) -> int:
@@ -250,40 +263,42 @@ def get_task(task_ref: str, as_json: bool) -> None:
 def show_task(found: TaskResponse) -> None:
     click.echo(f"id:       {found.id}\nname:     {found.task_name}\nstatus:   {found.status}")
     click.echo(f"created:  {found.created_at.isoformat()}\nupdated:  {found.updated_at.isoformat()}")
-    click.echo(f"prompt:   {found.prompt}")
+    click.echo(f"prompt:   {terminal_safe(found.prompt)}")
     if found.summary:
-        click.echo(f"summary:  {found.summary}")
+        click.echo(f"summary:  {terminal_safe(found.summary)}")
 
 
 @task.command("result")
 @task_ref_argument
+@raw_option
 @client_command
-def task_result(task_ref: str, as_json: bool) -> None:
+def task_result(task_ref: str, raw: bool, as_json: bool) -> None:
     """Show a task's status and each job's outcome and output."""
-    show_answer(as_json, lambda client: client.result(task_ref), show_result)
+    show_answer(as_json, lambda client: client.result(task_ref), functools.partial(show_result, raw=raw))
 
 
-def show_result(result: TaskResultResponse) -> None:
+def show_result(result: TaskResultResponse, *, raw: bool) -> None:
     click.echo(f"task {result.task_id}: {result.status}")
     for job in result.jobs:
         exit_code = job.result.get("exit_code") if job.result else None
         click.echo(f"job {job.id} attempt {job.attempt}: {job.status} on {job.node_slug or '-'}, exit code "
                    f"{'-' if exit_code is None else exit_code}")  # fmt: skip
         if job.result is not None:
-            echo_output(job.result)
+            echo_output(job.result, raw=raw)
 
 
 @task.command("logs")
 @task_ref_argument
 @click.option("--stream", type=click.Choice(get_args(LogStream)), default="all", show_default=True)
+@raw_option
 @client_command
-def task_logs(task_ref: str, stream: LogStream, as_json: bool) -> None:
+def task_logs(task_ref: str, stream: LogStream, raw: bool, as_json: bool) -> None:
     """Print a task's stdout (to stdout) and stderr (to stderr)."""
-    show_answer(as_json, lambda client: client.logs(task_ref, stream), show_logs)
+    show_answer(as_json, lambda client: client.logs(task_ref, stream), functools.partial(show_logs, raw=raw))
 
 
-def show_logs(logs: TaskLogsResponse) -> None:
-    echo_output({"stdout": logs.stdout, "stderr": logs.stderr})
+def show_logs(logs: TaskLogsResponse, *, raw: bool) -> None:
+    echo_output({"stdout": logs.stdout, "stderr": logs.stderr}, raw=raw)
 
 
 @task.command("cancel")
