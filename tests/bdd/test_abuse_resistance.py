@@ -420,14 +420,16 @@ def gateway_with_node(world: World, stack_factory: StackFactory, fresh_dsn: str,
 
 @when(parsers.parse('"{slug}" registers again with its node secret'))
 def registers_again(world: World, slug: str) -> None:
-    assert world.node is not None and world.node.config is not None
+    assert world.node is not None
+    assert world.node.config is not None
     world.node_row = {"token": world.node.config["worker_api"]["orchestrator_bearer_token"]}
     assert world.node.register(capability_report(slug)).status_code == 200
 
 
 @then("its next config carries a new Worker API token")
 def token_rotated(world: World) -> None:
-    assert world.node is not None and world.node_row is not None
+    assert world.node is not None
+    assert world.node_row is not None
     config = world.node.fetch_config()
     assert config["worker_api"]["orchestrator_bearer_token"] != world.node_row["token"]
     assert world.node.ack("applied").status_code == 204

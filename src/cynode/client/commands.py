@@ -220,7 +220,8 @@ def echo_output(job_result: dict[str, Any], *, raw: bool) -> None:
     for stream, to_stderr in (("stdout", False), ("stderr", True)):
         text = job_result.get(stream)
         if isinstance(text, str) and text:
-            click.echo(text if raw else terminal_safe(text), nl=False, err=to_stderr)
+            # color=True: click would otherwise drop colour codes itself when not writing to a terminal.
+            click.echo(text if raw else terminal_safe(text), nl=False, err=to_stderr, color=raw or None)
 
 
 def exit_code_of(result: TaskResultResponse) -> int:
