@@ -53,3 +53,6 @@ ALTER TABLE refresh_sessions ALTER COLUMN session_started_at SET DEFAULT now();
 -- slug needs it. NULL for nodes registered before this migration, which receive one on their next
 -- registration.
 ALTER TABLE nodes ADD COLUMN node_secret_hash bytea;
+-- Set when an admin rotates the node's Worker API token: the node's control-plane calls are 401
+-- until it registers again (and so fetches a config with the new token).
+ALTER TABLE nodes ADD COLUMN reregistration_required boolean NOT NULL DEFAULT false;

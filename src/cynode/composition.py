@@ -31,6 +31,7 @@ from cynode.identity.http import identity_routes
 from cynode.identity.retention import run_identity_retention
 from cynode.nodemanager.config import NodeConfig, load_node_config
 from cynode.nodemanager.runner import run_node_manager
+from cynode.nodes.admin_http import node_admin_routes
 from cynode.nodes.http import control_plane_routes
 from cynode.nodes.readiness import inference_path_problem
 from cynode.secrets import persistent_secret
@@ -235,7 +236,11 @@ class Stack:
 
     def _gateway_app(self) -> Litestar:
         return build_app(
-            route_handlers=[*identity_routes(self._context), *tasks_routes(self._context)],
+            route_handlers=[
+                *identity_routes(self._context),
+                *tasks_routes(self._context),
+                *node_admin_routes(self._context),
+            ],
             readiness=self._orchestrator_readiness(),
             max_body_bytes=self.settings.gateway.max_request_bytes,
         )

@@ -42,6 +42,7 @@ class AuthEvent(StrEnum):
     LOCKOUT_STARTED = "lockout_started"
     LOCKOUT_CLEARED = "lockout_cleared"
     NODE_REGISTRATION_REFUSED = "node_registration_refused"
+    WORKER_TOKEN_ROTATED = "worker_token_rotated"  # noqa: S105 - an event name, not a token
 
 
 class FailureReason(StrEnum):

@@ -91,7 +91,7 @@ async def claim_node_slug(
         """
         UPDATE nodes
         SET status = 'active', last_seen_at = now(), updated_at = now(),
-            worker_api_bearer_token_ciphertext = NULL,
+            worker_api_bearer_token_ciphertext = NULL, reregistration_required = false,
             node_secret_hash = coalesce(node_secret_hash, %(offered)s)
         WHERE node_slug = %(slug)s AND (node_secret_hash IS NULL OR node_secret_hash = %(presented)s)
         RETURNING id, node_secret_hash = %(offered)s AS secret_issued
@@ -157,8 +157,22 @@ async def latest_capability(conn: Connection, node_id: uuid.UUID) -> dict[str, A
 
 
 async def touch_node(conn: Connection, node_id: uuid.UUID) -> bool:
-    """Mark the node as heard from now; False when it does not exist."""
-    cursor = await conn.execute("UPDATE nodes SET last_seen_at = now() WHERE id = %s", (node_id,))
+    """Mark the node as heard from now; False when it does not exist or must register again."""
+    cursor = await conn.execute(
+        "UPDATE nodes SET last_seen_at = now() WHERE id = %s AND NOT reregistration_required", (node_id,)
+    )
+    return cursor.rowcount == 1
+
+
+async def retire_worker_token(conn: Connection, node_slug: str) -> bool:
+    """Drop the node's Worker API token and require it to register again; False for an unknown slug."""
+    cursor = await conn.execute(
+        """
+        UPDATE nodes SET worker_api_bearer_token_ciphertext = NULL, reregistration_required = true, updated_at = now()
+        WHERE node_slug = %s
+        """,
+        (node_slug,),
+    )
     return cursor.rowcount == 1
 
 
