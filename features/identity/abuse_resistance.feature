@@ -61,6 +61,14 @@ Feature: Abuse resistance
     When "rotating-node" registers again with its node secret
     Then its next config carries a new Worker API token
 
+  Scenario: An admin rotates a node's Worker API token
+    Given a gateway with a registered and configured node "rotated-node"
+    And I am logged in as "admin"
+    When the admin rotates the Worker API token of "rotated-node"
+    Then the node's next heartbeat is refused with 401
+    When "rotated-node" registers again with its node secret
+    Then its next config carries a new Worker API token
+
   Scenario: User and node tokens are not interchangeable
     Given a gateway with a registered and configured node "token-node"
     And I am logged in as "admin"

@@ -389,7 +389,7 @@ def registration_refused(world: World, status: int) -> None:
 @then("the refusal is audited")
 def refusal_audited(world: World) -> None:
     rows = world.target.query(
-        "SELECT subject_handle, success, ip_address::text AS ip FROM auth_audit_log "
+        "SELECT subject_handle, success, host(ip_address) AS ip FROM auth_audit_log "
         "WHERE event_type = 'node_registration_refused'"
     )
     assert rows == [{"subject_handle": "real-node", "success": False, "ip": "127.0.0.1"}]
@@ -433,6 +433,25 @@ def token_rotated(world: World) -> None:
     config = world.node.fetch_config()
     assert config["worker_api"]["orchestrator_bearer_token"] != world.node_row["token"]
     assert world.node.ack("applied").status_code == 204
+
+
+@when(parsers.parse('the admin rotates the Worker API token of "{slug}"'))
+def admin_rotates(world: World, session: Session, slug: str) -> None:
+    assert world.node is not None
+    assert world.node.config is not None
+    world.node_row = {"token": world.node.config["worker_api"]["orchestrator_bearer_token"]}
+    response = world.target.client().post(f"/v1/nodes/{slug}/rotate_worker_token", headers=session.headers)
+    assert response.status_code == 204, response.text
+    [audited] = world.target.query(
+        "SELECT subject_handle, reason FROM auth_audit_log WHERE event_type = 'worker_token_rotated'"
+    )
+    assert audited == {"subject_handle": slug, "reason": "by admin"}
+
+
+@then("the node's next heartbeat is refused with 401")
+def heartbeat_refused(world: World) -> None:
+    assert world.node is not None
+    assert_problem(world.node.heartbeat(), 401)
 
 
 @then("the node token is refused by the user API with 401")
