@@ -16,6 +16,13 @@ _FILE_NAME = "applied_config_version"
 _SECRET_FILE_NAME = "node_secret"  # noqa: S105 - a file name, not a secret
 
 
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="ascii").strip() or None
+    except FileNotFoundError:
+        return None
+
+
 def _replace(path: Path, text: str, mode: int) -> None:
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -41,10 +48,7 @@ class AppliedConfigStore:
         self._path = state_dir / _FILE_NAME
 
     def applied_version(self) -> str | None:
-        try:
-            return self._path.read_text(encoding="ascii").strip() or None
-        except FileNotFoundError:
-            return None
+        return _read(self._path)
 
     def check_not_older(self, offered: str) -> None:
         """Raise StaleConfigError when ``offered`` sorts before the applied version."""
@@ -61,10 +65,7 @@ class NodeSecretStore:
         self.path = state_dir / _SECRET_FILE_NAME
 
     def secret(self) -> str | None:
-        try:
-            return self.path.read_text(encoding="ascii").strip() or None
-        except FileNotFoundError:
-            return None
+        return _read(self.path)
 
     def record(self, secret: str) -> None:
         _replace(self.path, secret + "\n", 0o600)
