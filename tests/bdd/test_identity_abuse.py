@@ -180,7 +180,10 @@ def every_attempt_audited(db: Any, count: int) -> None:
         """
     ).fetchall()
     by_reason = {row["reason"]: row["n"] for row in rows}
-    assert by_reason == {"invalid password": 10, "locked out": count - 10}
+    # The lockout of the IP and the slow-down of the handle both hold; the audit names the longer wait.
+    assert by_reason.pop("invalid password") == 10
+    assert set(by_reason) <= {"locked out", "slowed down"}
+    assert sum(by_reason.values()) == count - 10
 
 
 @when("the lockout has ended")
