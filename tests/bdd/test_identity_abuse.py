@@ -117,6 +117,8 @@ def gateway_behind_proxy(stack_factory: StackFactory, seconds: int, failures: in
         lockout_seconds=seconds,
         login_failures_before_lockout=failures,
         trusted_proxies=["127.0.0.0/8"],
+        # A slowed-down handle stays slowed down for the rest of the scenario, however slow the machine.
+        login_delay_initial_seconds=seconds,
     )
 
 
