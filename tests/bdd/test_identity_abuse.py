@@ -171,9 +171,7 @@ def right_password_throttled(gateway: httpx.Client, handle: str) -> httpx.Respon
     return response
 
 
-@then(
-    parsers.parse("the audit log holds a login_failure for each of the {count:d} attempts, {judged:d} judged")
-)
+@then(parsers.parse("the audit log holds a login_failure for each of the {count:d} attempts, {judged:d} judged"))
 def every_attempt_audited(db: Any, count: int, judged: int) -> None:
     rows = db.execute(
         """
