@@ -24,6 +24,7 @@ from cynode.composition import Stack, parse_roles, resolve_database
 from cynode.db.embedded import EmbeddedPostgresError
 from cynode.db.migrations import apply_migrations
 from cynode.http.server import PortInUseError
+from cynode.identity.cli import unlock as unlock_user
 from cynode.logs import configure_logging
 from cynode.ops.doctor import report_checks, run_checks
 from cynode.ops.sandbox_images import sandbox
@@ -161,6 +162,14 @@ main.add_command(chat)
 main.add_command(models)
 for operator_command in [*admin_commands, status, sandbox]:
     main.add_command(operator_command)
+
+
+@main.group()
+def user() -> None:
+    """Manage user accounts."""
+
+
+user.add_command(unlock_user)
 
 
 if __name__ == "__main__":

@@ -31,8 +31,10 @@ from cynode.http.server import ServedApp
 from cynode.identity.auth_cache import AuthCache
 from cynode.identity.bootstrap import ensure_bootstrap_users
 from cynode.identity.http import identity_routes
+from cynode.identity.retention import run_identity_retention
 from cynode.nodemanager.config import NodeConfig, load_node_config
 from cynode.nodemanager.runner import run_node_manager
+from cynode.nodes.admin_http import node_admin_routes
 from cynode.nodes.http import control_plane_routes
 from cynode.nodes.readiness import inference_path_problem
 from cynode.secrets import persistent_secret
@@ -166,6 +168,7 @@ class Stack:
         local_worker = LocalWorker(self.node.slug, self.worker) if self.node and self.worker else None
         if Role.ORCHESTRATOR in self.roles:
             self._spawn("dispatcher", run_dispatcher(self._context, local_worker))
+            self._spawn("identity_retention", run_identity_retention(self._context))
         if Role.GATEWAY in self.roles:
             self._spawn("identity_listener", self._context.auth_cache.listen(dsn_of(self._context.pool)))
         if self.node is not None and self.worker is not None:
@@ -258,6 +261,7 @@ class Stack:
                 web_routes(self._context, self._orchestrator_readiness(), self._chat),
                 *self._chat.gateway_routes(),
                 *admin_routes(self._context),
+                *node_admin_routes(self._context),
             ],
             readiness=self._orchestrator_readiness(),
             max_body_bytes=self.settings.gateway.max_request_bytes,

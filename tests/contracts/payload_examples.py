@@ -37,11 +37,16 @@ EXAMPLE_TYPES: dict[str, type[Any]] = {
 
 # The registration body embeds the capability report example rather than repeating it in a file.
 REGISTRATION_PSK = "psk-for-tests-only"
+REGISTRATION_NODE_SECRET = "node-secret-for-tests-only"
 
 
 def load_example(name: str) -> dict[str, Any]:
     if name == "node_registration_request":
-        return {"psk": REGISTRATION_PSK, "capability": load_example("node_capability_report")}
+        return {
+            "psk": REGISTRATION_PSK,
+            "capability": load_example("node_capability_report"),
+            "node_secret": REGISTRATION_NODE_SECRET,
+        }
     data: dict[str, Any] = json.loads((EXAMPLES_DIR / f"{name}.json").read_text(encoding="utf-8"))
     return data
 

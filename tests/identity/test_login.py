@@ -101,12 +101,22 @@ def test_the_client_ip_and_user_agent_are_audited(gateway_stack: RunningStack, d
 
 @pytest.mark.parametrize(
     ("forwarded_for", "expected_ip"),
-    [("203.0.113.9", "203.0.113.9"), ("2001:db8::1, 10.0.0.1", "2001:db8::1"), ("not-an-ip", CLIENT_ADDRESS)],
+    [
+        ("203.0.113.9", "203.0.113.9"),
+        # Through two trusted proxies: the rightmost address no trusted proxy stands for.
+        ("2001:db8::1, 10.0.0.1", "2001:db8::1"),
+        # A client that writes its own header cannot pick the address it is limited as.
+        ("198.51.100.1, 203.0.113.9", "203.0.113.9"),
+        ("2001:db8::1, 192.0.2.7, 10.0.0.1", "192.0.2.7"),
+        ("not-an-ip", CLIENT_ADDRESS),
+        ("203.0.113.9, not-an-ip", CLIENT_ADDRESS),
+    ],
 )
 def test_a_trusted_proxy_names_the_client(
     stack_factory: StackFactory, db: Any, forwarded_for: str, expected_ip: str
 ) -> None:
-    stack = stack_factory(IDENTITY_ROLES, env=IDENTITY_ENV, overrides={"identity.trust_forwarded_for": True})
+    trusted = [CLIENT_ADDRESS, "10.0.0.0/8"]
+    stack = stack_factory(IDENTITY_ROLES, env=IDENTITY_ENV, overrides={"identity.trusted_proxies": trusted})
     with client_from(stack) as client:
         client.post(
             "/v1/auth/login",

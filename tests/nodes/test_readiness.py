@@ -253,7 +253,7 @@ def _context(tmp_path: Path, roles: set[Role], env: dict[str, str]) -> Orchestra
         settings=settings,
         roles=frozenset(roles),
         pool=cast(Any, None),  # resolving the PSK never touches the database
-        signer=TokenSigner("unused"),
+        signer=TokenSigner("unused-signing-secret-of-32-bytes-or-more"),
         secret_box=SecretBox(b"k" * 32),
         env=env,
     )

@@ -87,9 +87,12 @@ def test_register_creates_then_reactivates_with_absolute_urls_from_the_public_ba
     assert _count(db, "node_capabilities") == 1
 
     db.execute("UPDATE nodes SET status = 'inactive' WHERE node_slug = 'edge-01'")
-    again = node_client(stack, "edge-01").register(capability_report("edge-01", worker_api_url="http://10.1.2.3:12090"))
+    again = node.register(capability_report("edge-01", worker_api_url="http://10.1.2.3:12090"))
     assert again.status_code == 200
     assert again.json()["auth"]["node_jwt"] != bootstrap["auth"]["node_jwt"]
+    # The secret is issued once, by the first registration; the node presents it from then on.
+    assert bootstrap["auth"]["node_secret"]
+    assert "node_secret" not in again.json()["auth"]
     assert _node_row(db, "edge-01")["status"] == "active"
     assert _node_row(db, "edge-01")["id"] == row["id"]
     assert _count(db, "nodes") == 1

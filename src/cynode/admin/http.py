@@ -21,18 +21,14 @@ from cynode.context import OrchestratorContext
 from cynode.contracts.admin import AddCredentialRequest, RotateCredentialRequest, SetSettingRequest
 from cynode.http.paging import refuse_offset
 from cynode.http.payloads import json_response, read_json
-from cynode.identity.audit import ClientInfo
 from cynode.identity.guard import CURRENT_USER, CurrentUser, admin_user_provider
-from cynode.identity.http import client_info
+from cynode.identity.http import client_reader
 
 
 def admin_routes(ctx: OrchestratorContext) -> Sequence[ControllerRouterHandler]:
     service = AdminService(ctx)
     admin_only = {CURRENT_USER: admin_user_provider(ctx)}
-    trust_forwarded_for = ctx.settings.identity.trust_forwarded_for
-
-    def client_of(request: Request[Any, Any, Any]) -> ClientInfo:
-        return client_info(request, trust_forwarded_for=trust_forwarded_for)
+    client_of = client_reader(ctx)
 
     @get("/v1/users", dependencies=admin_only)
     async def list_users(

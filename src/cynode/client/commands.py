@@ -2,7 +2,9 @@
 
 Each command prints a short human summary, or with ``--json`` the gateway's answer as JSON. A
 failed call exits 1 with the gateway's problem detail on stderr, never a traceback. Tokens are
-never printed: they only travel between the gateway and the credentials file.
+never printed: they only travel between the gateway and the credentials file. Text others wrote
+(job output, prompts, summaries) is printed without terminal control sequences; ``--raw`` keeps
+them in job output, for piping it somewhere that expects them.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import msgspec
 from cynode.client.api import ClientError, GatewayClient, LoginRequired
 from cynode.client.credentials import delete_credentials, load_credentials, save_credentials
 from cynode.client.progress import Progress
+from cynode.client.terminal import terminal_safe
 from cynode.contracts.identity import UserResponse
 from cynode.contracts.tasks import (
     TERMINAL_TASK_STATUSES,
@@ -49,6 +52,9 @@ LONG_POLL_SECONDS = 25.0
 WAIT_TIMED_OUT = 124
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print the gateway's answer as JSON.")
+raw_option = click.option(
+    "--raw", is_flag=True, help="Print job output as written, terminal control sequences included."
+)
 
 
 def client_command(command: Callable[P, R]) -> Callable[P, R]:
@@ -175,9 +181,10 @@ def task() -> None:
 @click.option("--follow", is_flag=True, help="Like --wait, streaming status changes and output as they arrive.")
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
               help=f"With --wait: give up after SECONDS and exit {WAIT_TIMED_OUT} (the task keeps going).")  # fmt: skip
+@raw_option
 @client_command
 def create_task(prompt: str | None, source: TextIO | None, input_mode: InputMode | None, task_name: str | None,
-                use_inference: bool, wait: bool, follow: bool, timeout: float | None,
+                use_inference: bool, wait: bool, follow: bool, timeout: float | None, raw: bool,
                 as_json: bool) -> None:  # fmt: skip
     """Submit PROMPT (or the text of --file) as a new task."""
     if source is not None and prompt is None:
@@ -199,7 +206,7 @@ def create_task(prompt: str | None, source: TextIO | None, input_mode: InputMode
                 click.echo(f"created task {created.id} {created.task_name} ({created.status})")
             return
         if follow and not as_json:
-            result = follow_until_finished(client, str(created.id), timeout)
+            result = follow_until_finished(client, str(created.id), timeout, raw=raw)
         else:
             label = f"task {created.task_name}"
             with Progress(sys.stderr, label, enabled=not as_json and sys.stderr.isatty()) as progress:
@@ -213,7 +220,7 @@ def create_task(prompt: str | None, source: TextIO | None, input_mode: InputMode
         if not follow:
             for job in result.jobs:
                 if job.result is not None:
-                    echo_output(job.result)
+                    echo_output(job.result, raw=raw)
         if result.status != "completed":
             click.echo(f"task {result.task_id} {result.status}", err=True)
     raise SystemExit(exit_code_of(result))
@@ -235,7 +242,9 @@ def wait_until_finished(
             return result
 
 
-def follow_until_finished(client: GatewayClient, task_ref: str, timeout: float | None) -> TaskResultResponse:
+def follow_until_finished(
+    client: GatewayClient, task_ref: str, timeout: float | None, *, raw: bool
+) -> TaskResultResponse:
     """Print status changes (stderr) and output as the log stream brings them, then the final result."""
     deadline = None if timeout is None else time.monotonic() + timeout
     for event in client.follow_logs(task_ref):
@@ -243,18 +252,20 @@ def follow_until_finished(client: GatewayClient, task_ref: str, timeout: float |
         if kind == "status":
             click.echo(f"[{event.get('status')}]", err=True)
         elif kind in ("stdout", "stderr"):
-            click.echo(str(event.get("data", "")), nl=False, err=kind == "stderr")
+            text = str(event.get("data", ""))
+            click.echo(text if raw else terminal_safe(text), nl=False, err=kind == "stderr", color=raw or None)
         if deadline is not None and time.monotonic() >= deadline:
             break
     return client.result(task_ref)
 
 
-def echo_output(job_result: dict[str, Any]) -> None:
-    """A job's stdout to stdout and stderr to stderr, as the job wrote them."""
+def echo_output(job_result: dict[str, Any], *, raw: bool) -> None:
+    """A job's stdout to stdout and stderr to stderr; as the job wrote them only when ``raw``."""
     for stream, to_stderr in (("stdout", False), ("stderr", True)):
         text = job_result.get(stream)
         if isinstance(text, str) and text:
-            click.echo(text, nl=False, err=to_stderr)
+            # color=True: click would otherwise drop colour codes itself when not writing to a terminal.
+            click.echo(text if raw else terminal_safe(text), nl=False, err=to_stderr, color=raw or None)
 
 
 def exit_code_of(result: TaskResultResponse) -> int:
@@ -297,40 +308,42 @@ def get_task(task_ref: str, as_json: bool) -> None:
 def show_task(found: TaskResponse) -> None:
     click.echo(f"id:       {found.id}\nname:     {found.task_name}\nstatus:   {found.status}")
     click.echo(f"created:  {found.created_at.isoformat()}\nupdated:  {found.updated_at.isoformat()}")
-    click.echo(f"prompt:   {found.prompt}")
+    click.echo(f"prompt:   {terminal_safe(found.prompt)}")
     if found.summary:
-        click.echo(f"summary:  {found.summary}")
+        click.echo(f"summary:  {terminal_safe(found.summary)}")
 
 
 @task.command("result")
 @task_ref_argument
+@raw_option
 @client_command
-def task_result(task_ref: str, as_json: bool) -> None:
+def task_result(task_ref: str, raw: bool, as_json: bool) -> None:
     """Show a task's status and each job's outcome and output."""
-    show_answer(as_json, lambda client: client.result(task_ref), show_result)
+    show_answer(as_json, lambda client: client.result(task_ref), functools.partial(show_result, raw=raw))
 
 
-def show_result(result: TaskResultResponse) -> None:
+def show_result(result: TaskResultResponse, *, raw: bool) -> None:
     click.echo(f"task {result.task_id}: {result.status}")
     for job in result.jobs:
         exit_code = job.result.get("exit_code") if job.result else None
         click.echo(f"job {job.id} attempt {job.attempt}: {job.status} on {job.node_slug or '-'}, exit code "
                    f"{'-' if exit_code is None else exit_code}")  # fmt: skip
         if job.result is not None:
-            echo_output(job.result)
+            echo_output(job.result, raw=raw)
 
 
 @task.command("logs")
 @task_ref_argument
 @click.option("--stream", type=click.Choice(get_args(LogStream)), default="all", show_default=True)
+@raw_option
 @client_command
-def task_logs(task_ref: str, stream: LogStream, as_json: bool) -> None:
+def task_logs(task_ref: str, stream: LogStream, raw: bool, as_json: bool) -> None:
     """Print a task's stdout (to stdout) and stderr (to stderr)."""
-    show_answer(as_json, lambda client: client.logs(task_ref, stream), show_logs)
+    show_answer(as_json, lambda client: client.logs(task_ref, stream), functools.partial(show_logs, raw=raw))
 
 
-def show_logs(logs: TaskLogsResponse) -> None:
-    echo_output({"stdout": logs.stdout, "stderr": logs.stderr})
+def show_logs(logs: TaskLogsResponse, *, raw: bool) -> None:
+    echo_output({"stdout": logs.stdout, "stderr": logs.stderr}, raw=raw)
 
 
 @task.command("cancel")

@@ -230,11 +230,16 @@ class NodeCapabilityReport(VersionedPayload, kw_only=True, omit_defaults=True):
     tls: TlsInfo | None = None
 
 
-class NodeRegistrationRequest(msgspec.Struct, kw_only=True):
-    """Body of POST /v1/nodes/register: the registration pre-shared key and a capability report."""
+class NodeRegistrationRequest(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """Body of POST /v1/nodes/register: the registration pre-shared key and a capability report.
+
+    ``node_secret`` proves the node is the one that first registered the slug (it was issued in
+    that registration's ``auth.node_secret``); a known slug without it is refused.
+    """
 
     psk: str
     capability: NodeCapabilityReport
+    node_secret: str | None = None
 
 
 class NodeHeartbeat(VersionedPayload, kw_only=True):
@@ -266,11 +271,16 @@ class BootstrapOrchestrator(msgspec.Struct, kw_only=True):
     endpoints: BootstrapEndpoints
 
 
-class NodeAuth(msgspec.Struct, kw_only=True):
-    """The node JWT for control-plane calls and when it stops being accepted."""
+class NodeAuth(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """The node JWT for control-plane calls and when it stops being accepted.
+
+    ``node_secret`` is present only when this registration issued one (the slug's first): the node
+    keeps it and presents it whenever it registers again.
+    """
 
     node_jwt: str
     expires_at: Timestamp
+    node_secret: str | None = None
 
 
 class TrustMaterial(msgspec.Struct, kw_only=True, omit_defaults=True):

@@ -2,8 +2,10 @@
 
 Owns finding the server binaries, creating the cluster once, starting it (or adopting one that is
 already running from an earlier start), and stopping it when this process started it. The server
-listens only on a Unix socket in a private directory. PostgreSQL refuses to run as root, so as root
-the cluster is owned and run by the ``postgres`` system user.
+listens only on a Unix socket in a private directory, and starts with a clean environment (secrets
+given to CyNode through ``CYNODE_*`` variables never reach ``/proc/<postgres pid>/environ``).
+PostgreSQL refuses to run as root, so as root the cluster is owned and run by the ``postgres``
+system user.
 """
 
 from __future__ import annotations
@@ -58,6 +60,15 @@ def find_server_binaries() -> Path:
     )
 
 
+def server_environment() -> dict[str, str]:
+    """The environment the server tools and the server run with: enough to work, and nothing of
+    this process's own environment beyond that, since it holds CyNode's secrets."""
+    environment = {"PATH": os.environ.get("PATH") or os.defpath, "LC_ALL": "C"}
+    if "TZ" in os.environ:
+        environment["TZ"] = os.environ["TZ"]
+    return environment
+
+
 @dataclass
 class EmbeddedPostgres:
     """One cluster under ``root``; ``start`` returns a DSN, ``stop`` stops it if this object started it."""
@@ -81,7 +92,9 @@ class EmbeddedPostgres:
         return command
 
     def _run(self, *argv: str | Path) -> None:
-        completed = subprocess.run(self._command(*argv), capture_output=True, text=True, check=False)
+        completed = subprocess.run(
+            self._command(*argv), capture_output=True, text=True, check=False, env=server_environment()
+        )
         if completed.returncode != 0:
             output = (completed.stderr or completed.stdout).strip().splitlines()[-5:]
             raise EmbeddedPostgresError(f"{Path(str(argv[0])).name} failed: {' / '.join(output)}")

@@ -17,6 +17,11 @@ from dataclasses import dataclass, field
 import uvicorn
 from litestar import Litestar
 
+from cynode.http.deadlines import HEADER_READ_TIMEOUT_SECONDS, header_deadline_protocol
+
+MAX_CONNECTIONS = 2048
+KEEP_ALIVE_TIMEOUT_SECONDS = 5
+
 
 class _QuietServer(uvicorn.Server):
     @contextlib.contextmanager
@@ -78,6 +83,12 @@ class ServedApp:
             # Client addresses feed rate limits; only the app decides whether to trust forwarding headers.
             proxy_headers=False,
             date_header=False,
+            # Abuse limits: past this many open connections requests get 503 instead of queueing;
+            # idle kept-alive connections close after the keep-alive timeout, and connections
+            # whose request headers come too slowly (slowloris) after the header deadline.
+            limit_concurrency=MAX_CONNECTIONS,
+            timeout_keep_alive=KEEP_ALIVE_TIMEOUT_SECONDS,
+            http=header_deadline_protocol(HEADER_READ_TIMEOUT_SECONDS),
         )
         self._server = _QuietServer(config)
         self._task = asyncio.create_task(self._server.serve(sockets=[self._socket]), name=f"serve-{self.name}")

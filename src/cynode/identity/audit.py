@@ -1,8 +1,13 @@
-"""The auth audit trail: every authentication and account event becomes a row of ``auth_audit_log``.
+"""The auth audit trail: authentication and account events become rows of ``auth_audit_log``.
 
-Owns the event and reason vocabularies and who the client was. Rows never hold a password, token
-or hash; a failure's reason is for operators and is never shown to the client (clients get one
-generic message so they learn nothing about which accounts exist).
+Owns the event and reason vocabularies, who the client was, and how long rows are kept. Rows never
+hold a password, token or hash, nor a handle that names no user (it may be a mistyped password); a
+failure's reason is for operators and is never shown to the client (clients get one generic
+message so they learn nothing about which accounts exist).
+
+Refusals of requests that carry no valid identity are counted per source and minute in
+``auth_refusal_counts``; past ``audit_refusals_per_minute_per_source`` they are only counted, so an
+unauthenticated flood adds one counter row a minute per source, not a row per request.
 """
 
 from __future__ import annotations
@@ -15,6 +20,8 @@ from uuid import UUID
 
 from psycopg import AsyncConnection
 from psycopg.rows import DictRow
+
+from cynode.http.client_address import source_network
 
 log = logging.getLogger(__name__)
 
@@ -32,12 +39,17 @@ class AuthEvent(StrEnum):
     USER_DISABLED = "user_disabled"
     USER_REENABLED = "user_reenabled"
     PASSWORD_RESET = "password_reset"  # noqa: S105 - an event name, not a password
+    LOCKOUT_STARTED = "lockout_started"
+    LOCKOUT_CLEARED = "lockout_cleared"
+    NODE_REGISTRATION_REFUSED = "node_registration_refused"
+    WORKER_TOKEN_ROTATED = "worker_token_rotated"  # noqa: S105 - an event name, not a token
 
 
 class FailureReason(StrEnum):
     INVALID_REQUEST = "invalid request"
     RATE_LIMITED = "rate limited"
     LOCKED_OUT = "locked out"
+    DELAYED = "slowed down"
     USER_NOT_FOUND = "user not found"
     USER_INACTIVE = "user inactive"
     SYSTEM_USER = "system user"
@@ -45,21 +57,7 @@ class FailureReason(StrEnum):
     INVALID_PASSWORD = "invalid password"  # noqa: S105 - a reason code, not a password
     INVALID_REFRESH_TOKEN = "invalid refresh token"  # noqa: S105 - a reason code, not a token
     REFRESH_TOKEN_REUSED = "refresh token reused"  # noqa: S105 - a reason code, not a token
-
-
-CREDENTIAL_FAILURES: Final = frozenset(
-    {
-        FailureReason.USER_NOT_FOUND,
-        FailureReason.USER_INACTIVE,
-        FailureReason.SYSTEM_USER,
-        FailureReason.NO_PASSWORD_CREDENTIAL,
-        FailureReason.INVALID_PASSWORD,
-    }
-)
-"""Login failures that were guesses at a credential: these, and only these, lead to a lockout."""
-
-THROTTLE_REJECTIONS: Final = frozenset({FailureReason.RATE_LIMITED, FailureReason.LOCKED_OUT})
-"""Login failures the throttle itself answered; they do not count as attempts, so a lockout ends on time."""
+    NODE_IDENTITY_UNPROVEN = "node secret missing or wrong"
 
 
 @dataclass(frozen=True)
@@ -68,6 +66,11 @@ class ClientInfo:
 
     ip: str | None
     user_agent: str | None
+
+    @property
+    def source(self) -> str | None:
+        """The network limits and counters key on (see ``cynode.http.client_address``)."""
+        return source_network(self.ip)
 
 
 async def record(
@@ -100,3 +103,42 @@ async def record(
             "reason": reason,
         },
     )
+
+
+async def count_this_minute(conn: AsyncConnection[DictRow], event: str, source: str | None) -> int:
+    """Count one more ``event`` from ``source`` in the current minute; the count so far, this one included."""
+    cursor = await conn.execute(
+        """
+        INSERT INTO auth_refusal_counts AS c (minute, source, event_type, refusals)
+        VALUES (date_trunc('minute', now()), %s::cidr, %s, 1)
+        ON CONFLICT (minute, source, event_type) DO UPDATE SET refusals = c.refusals + 1
+        RETURNING refusals
+        """,
+        (source, event),
+    )
+    row = await cursor.fetchone()
+    return 0 if row is None else int(row["refusals"])
+
+
+async def record_refusal(
+    conn: AsyncConnection[DictRow],
+    event: AuthEvent,
+    client: ClientInfo,
+    reason: FailureReason,
+    *,
+    stored_per_minute: int,
+    user_id: UUID | None = None,
+    handle: str | None = None,
+) -> None:
+    """Count a refused request of this client's source; audit it as a row only below the threshold."""
+    if await count_this_minute(conn, event, client.source) <= stored_per_minute:
+        await record(conn, event, client, success=False, user_id=user_id, handle=handle, reason=reason)
+
+
+async def purge_older_than(conn: AsyncConnection[DictRow], days: int) -> int:
+    """Drop audit rows and refusal counts older than ``days``; how many audit rows went."""
+    await conn.execute("DELETE FROM auth_refusal_counts WHERE minute < now() - make_interval(days => %s)", (days,))
+    cursor = await conn.execute(
+        "DELETE FROM auth_audit_log WHERE created_at < now() - make_interval(days => %s)", (days,)
+    )
+    return cursor.rowcount

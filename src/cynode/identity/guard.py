@@ -42,12 +42,12 @@ from cynode.db.pool import Pool
 from cynode.http.problems import ProblemError
 from cynode.identity import sessions
 from cynode.identity.auth_cache import AuthCache, VerifiedToken
-from cynode.tokens import InvalidTokenError, TokenSigner
+from cynode.tokens import USER_ACCESS_TOKEN, InvalidTokenError, TokenSigner
 
 CURRENT_USER: Final = "current_user"
 """The dependency name handlers declare to receive the :class:`CurrentUser`."""
 
-ACCESS_TOKEN_TYPE: Final = "access"  # noqa: S105 - a token type name, not a token
+ACCESS_TOKEN_TYPE: Final = USER_ACCESS_TOKEN
 MISSING_AUTHORIZATION: Final = "Missing authorization header"
 INVALID_TOKEN: Final = "Invalid or expired token"  # noqa: S105 - a message, not a token
 ADMIN_REQUIRED: Final = "Admin required"

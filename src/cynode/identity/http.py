@@ -7,8 +7,7 @@ litestar's own error), call :class:`IdentityService`, and encode its answer.
 
 from __future__ import annotations
 
-import ipaddress
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from http import HTTPStatus
 from typing import Any, TypeVar
 from uuid import UUID
@@ -26,6 +25,7 @@ from cynode.contracts.identity import (
     RefreshRequest,
     ResetPasswordRequest,
 )
+from cynode.http.client_address import ClientAddressResolver
 from cynode.http.payloads import json_response, no_content, read_json
 from cynode.http.problems import ProblemError
 from cynode.identity.audit import AuthEvent, ClientInfo
@@ -35,22 +35,20 @@ from cynode.identity.service import IdentityService
 Payload = TypeVar("Payload")
 
 
-def _valid_ip(value: str | None) -> str | None:
-    try:
-        return str(ipaddress.ip_address(value)) if value else None
-    except ValueError:
-        return None
-
-
-def client_info(request: Request[Any, Any, Any], *, trust_forwarded_for: bool) -> ClientInfo:
-    """The client's IP (the first ``X-Forwarded-For`` entry only when trusted) and user agent.
+def client_info(request: Request[Any, Any, Any], addresses: ClientAddressResolver) -> ClientInfo:
+    """The client's IP (``X-Forwarded-For`` only as far as trusted proxies wrote it) and user agent.
 
     An address that does not parse is no address: it must never reach the audit log's inet column.
     """
-    ip = _valid_ip(request.client.host if request.client else None)
-    if trust_forwarded_for:
-        ip = _valid_ip(request.headers.get("x-forwarded-for", "").split(",")[0].strip()) or ip
+    peer = request.client.host if request.client else None
+    ip = addresses.resolve(peer, request.headers.get("x-forwarded-for"))
     return ClientInfo(ip=ip, user_agent=request.headers.get("user-agent"))
+
+
+def client_reader(ctx: OrchestratorContext) -> Callable[[Request[Any, Any, Any]], ClientInfo]:
+    """How this deployment reads a request's client: through the identity settings' trusted proxies."""
+    addresses = ClientAddressResolver(ctx.settings.identity.trusted_proxies)
+    return lambda request: client_info(request, addresses)
 
 
 def parse_user_id(value: str) -> UUID:
@@ -62,12 +60,12 @@ def parse_user_id(value: str) -> UUID:
 
 def identity_routes(ctx: OrchestratorContext) -> Sequence[ControllerRouterHandler]:
     service = IdentityService(ctx.pool, ctx.signer, ctx.settings.identity)
-    trust_forwarded_for = ctx.settings.identity.trust_forwarded_for
+    addresses = ClientAddressResolver(ctx.settings.identity.trusted_proxies)
     signed_in = {CURRENT_USER: current_user_provider(ctx)}
     admin_only = {CURRENT_USER: admin_user_provider(ctx)}
 
     def client_of(request: Request[Any, Any, Any]) -> ClientInfo:
-        return client_info(request, trust_forwarded_for=trust_forwarded_for)
+        return client_info(request, addresses)
 
     async def read_audited(
         request: Request[Any, Any, Any], payload_type: type[Payload], event: AuthEvent, client: ClientInfo
@@ -138,4 +136,21 @@ def identity_routes(ctx: OrchestratorContext) -> Sequence[ControllerRouterHandle
         await service.revoke_sessions(current_user, parse_user_id(user_id), client_of(request))
         return no_content()
 
-    return [login, refresh, logout, me, create_user, disable_user, enable_user, reset_password, revoke_sessions]
+    @post("/v1/users/{user_id:str}/unlock", dependencies=admin_only)
+    async def unlock_user(
+        request: Request[Any, Any, Any], current_user: NamedDependency[CurrentUser], user_id: FromPath[str]
+    ) -> Response[bytes]:
+        return json_response(await service.unlock_user(current_user, parse_user_id(user_id), client_of(request)))
+
+    return [
+        login,
+        refresh,
+        logout,
+        me,
+        create_user,
+        disable_user,
+        enable_user,
+        reset_password,
+        revoke_sessions,
+        unlock_user,
+    ]

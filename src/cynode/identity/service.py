@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 from http import HTTPStatus
 from typing import Final
 from uuid import UUID
@@ -30,14 +30,14 @@ from cynode.contracts.identity import (
 )
 from cynode.db.pool import Pool
 from cynode.http.problems import ProblemError
-from cynode.identity import audit, sessions, users
+from cynode.identity import audit, rate_limit, sessions, users
 from cynode.identity.audit import AuthEvent, ClientInfo, FailureReason
 from cynode.identity.guard import ACCESS_TOKEN_TYPE, CurrentUser
 from cynode.identity.passwords import MAX_PASSWORD_LENGTH, hash_password, password_problem, verify_password
-from cynode.identity.rate_limit import LoginThrottle
-from cynode.identity.sessions import RevokedReason
+from cynode.identity.rate_limit import AttemptKey, LoginThrottle
+from cynode.identity.sessions import RevokedReason, SessionLifetime
 from cynode.identity.settings import IdentitySettings
-from cynode.identity.users import MAX_HANDLE_LENGTH, LoginCandidate, UserRow
+from cynode.identity.users import LoginCandidate, UserRow
 from cynode.tokens import TokenSigner
 
 log = logging.getLogger(__name__)
@@ -80,27 +80,50 @@ class IdentityService:
         self._pool = pool
         self._signer = signer
         self._settings = settings
-        self._throttle = LoginThrottle(settings)
+        self._throttle = LoginThrottle(settings, signer.derive_key("login-handle"))
+        self._stored_refusals = settings.audit_refusals_per_minute_per_source
+        self._lifetime = SessionLifetime(settings.refresh_token_ttl_seconds, settings.session_max_lifetime_seconds)
 
-    async def record_invalid_request(self, event: AuthEvent, client: ClientInfo, handle: str | None = None) -> None:
+    async def _refuse(
+        self,
+        conn: AsyncConnection[DictRow],
+        event: AuthEvent,
+        client: ClientInfo,
+        reason: FailureReason,
+        *,
+        handle: str | None = None,
+    ) -> None:
+        """Audit a refused login or refresh; past the per-source threshold it is only counted.
+
+        The row names the user of ``handle`` when there is one; a handle that names no user is
+        never written down, since it may be a mistyped password.
+        """
+        if await audit.count_this_minute(conn, event, client.source) > self._stored_refusals:
+            return
+        user = None if handle is None else await users.find_login_candidate(conn, handle)
+        user_id, known_handle = (None, None) if user is None else (user.user.id, user.user.handle)
+        await audit.record(conn, event, client, success=False, user_id=user_id, handle=known_handle, reason=reason)
+
+    async def record_invalid_request(self, event: AuthEvent, client: ClientInfo) -> None:
         """Audit an auth request that was refused before it could be judged (bad body, missing field)."""
         async with self._pool.connection() as conn:
-            await audit.record(conn, event, client, success=False, handle=handle, reason=FailureReason.INVALID_REQUEST)
+            await self._refuse(conn, event, client, FailureReason.INVALID_REQUEST)
 
     async def login(self, credentials: LoginRequest, client: ClientInfo) -> TokenPair:
         handle, password = credentials.handle, credentials.password
-        if len(handle) > MAX_HANDLE_LENGTH or len(password) > MAX_PASSWORD_LENGTH:
+        problem = users.login_handle_problem(handle) or (
+            "Handle or password is too long" if len(password) > MAX_PASSWORD_LENGTH else None
+        )
+        if problem is None and not password:
+            problem = "Handle and password are required"
+        if problem is not None:
             await self.record_invalid_request(AuthEvent.LOGIN_FAILURE, client)
-            raise _bad_request("Handle or password is too long")
-        if not handle or not password:
-            await self.record_invalid_request(AuthEvent.LOGIN_FAILURE, client, handle or None)
-            raise _bad_request("Handle and password are required")
+            raise _bad_request(problem)
+        attempt = self._throttle.key(handle, client.source)
         async with self._pool.connection() as conn:
-            throttled = await self._throttle.check(conn, client.ip, handle)
+            throttled = await self._throttle.check(conn, attempt)
             if throttled is not None:
-                await audit.record(
-                    conn, AuthEvent.LOGIN_FAILURE, client, success=False, handle=handle, reason=throttled.reason
-                )
+                await self._refuse(conn, AuthEvent.LOGIN_FAILURE, client, throttled.reason, handle=handle)
                 raise ProblemError(
                     HTTPStatus.TOO_MANY_REQUESTS,
                     TOO_MANY_ATTEMPTS,
@@ -111,23 +134,43 @@ class IdentityService:
         matches = await verify_password(None if candidate is None else candidate.password_hash, password)
         failure = _credential_failure(candidate, matches)
         if candidate is None or failure is not None:
-            async with self._pool.connection() as conn:
-                await audit.record(
-                    conn,
-                    AuthEvent.LOGIN_FAILURE,
-                    client,
-                    success=False,
-                    user_id=None if candidate is None else candidate.user.id,
-                    handle=handle,
-                    reason=failure,
-                )
+            known = None if candidate is None else candidate.user
+            await self._record_credential_failure(attempt, client, known, failure or FailureReason.USER_NOT_FOUND)
             raise ProblemError(HTTPStatus.UNAUTHORIZED, INVALID_CREDENTIALS)
         async with self._pool.connection() as conn, conn.transaction():
-            tokens = await self._open_session(conn, candidate.user, session_id=uuid.uuid4())
+            tokens = await self._open_session(conn, candidate.user, session_id=uuid.uuid4(), started_at=None)
+            await rate_limit.record_attempt(conn, attempt, rate_limit.Outcome.SUCCESS, candidate.user.id)
             await audit.record(
                 conn, AuthEvent.LOGIN_SUCCESS, client, success=True, user_id=candidate.user.id, handle=handle
             )
         return tokens
+
+    async def _record_credential_failure(
+        self, attempt: AttemptKey, client: ClientInfo, user: UserRow | None, reason: FailureReason
+    ) -> None:
+        """Count the failure against the throttle, and audit the lockout it starts, if it starts one."""
+        async with self._pool.connection() as conn, conn.transaction():
+            user_id = None if user is None else user.id
+            await rate_limit.record_attempt(conn, attempt, rate_limit.Outcome.CREDENTIAL_FAILURE, user_id)
+            await self._refuse(conn, AuthEvent.LOGIN_FAILURE, client, reason, handle=attempt.handle)
+            locked = await self._throttle.check(conn, attempt)
+            if locked is not None:
+                await audit.record(
+                    conn,
+                    AuthEvent.LOCKOUT_STARTED,
+                    client,
+                    success=True,
+                    user_id=user_id,
+                    handle=None if user is None else user.handle,
+                    reason=f"{locked.reason} for {locked.retry_after_seconds}s",
+                )
+
+    async def unlock_user(self, admin: CurrentUser, user_id: UUID, client: ClientInfo) -> UserResponse:
+        """Lift the lockout and slow-down of a user's handle (failures so far stop counting)."""
+        async with self._pool.connection() as conn, conn.transaction():
+            target = await self._managed_user(conn, user_id)
+            await rate_limit.clear_lockout(conn, target, client, by=admin.handle)
+        return user_response(target)
 
     async def refresh(self, request: RefreshRequest, client: ClientInfo) -> TokenPair:
         if not request.refresh_token:
@@ -138,7 +181,9 @@ class IdentityService:
             async with conn.transaction():
                 rotated = await sessions.rotate(conn, digest)
                 if rotated is not None and _may_sign_in(rotated.user):
-                    tokens = await self._open_session(conn, rotated.user, session_id=rotated.family_id)
+                    tokens = await self._open_session(
+                        conn, rotated.user, session_id=rotated.family_id, started_at=rotated.session_started_at
+                    )
                     await audit.record(
                         conn,
                         AuthEvent.REFRESH_SUCCESS,
@@ -177,17 +222,18 @@ class IdentityService:
                 )
                 reason = FailureReason.REFRESH_TOKEN_REUSED
                 log.warning("refresh_token_reused", extra={"user_id": str(presented.user_id)})
-        await audit.record(conn, AuthEvent.REFRESH_FAILURE, client, success=False, user_id=user_id, reason=reason)
+        if reason is FailureReason.INVALID_REFRESH_TOKEN:
+            await self._refuse(conn, AuthEvent.REFRESH_FAILURE, client, reason)
+        else:
+            await audit.record(conn, AuthEvent.REFRESH_FAILURE, client, success=False, user_id=user_id, reason=reason)
 
-    async def _open_session(self, conn: AsyncConnection[DictRow], user: UserRow, *, session_id: UUID) -> TokenPair:
+    async def _open_session(
+        self, conn: AsyncConnection[DictRow], user: UserRow, *, session_id: UUID, started_at: datetime | None
+    ) -> TokenPair:
         """Store a new refresh token for session ``session_id`` and issue the token pair."""
         refresh_token = sessions.new_refresh_token()
         await sessions.insert_session_row(
-            conn,
-            user.id,
-            session_id,
-            sessions.refresh_token_digest(refresh_token),
-            self._settings.refresh_token_ttl_seconds,
+            conn, user.id, session_id, sessions.refresh_token_digest(refresh_token), self._lifetime, started_at
         )
         access_ttl = self._settings.access_token_ttl_seconds
         access = self._signer.issue(

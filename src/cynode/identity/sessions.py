@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 from uuid import UUID
 
@@ -38,6 +39,7 @@ class RotatedSession:
 
     user: UserRow
     family_id: UUID
+    session_started_at: datetime
 
 
 @dataclass(frozen=True)
@@ -57,15 +59,38 @@ def refresh_token_digest(token: str) -> bytes:
     return hashlib.sha256(token.encode("utf-8")).digest()
 
 
+@dataclass(frozen=True)
+class SessionLifetime:
+    refresh_ttl_seconds: int
+    """How long one refresh token stays usable."""
+    max_seconds: int
+    """How long after its login a session ends, however often it was refreshed."""
+
+
 async def insert_session_row(
-    conn: AsyncConnection[DictRow], user_id: UUID, family_id: UUID, token_digest: bytes, ttl_seconds: int
+    conn: AsyncConnection[DictRow],
+    user_id: UUID,
+    family_id: UUID,
+    token_digest: bytes,
+    lifetime: SessionLifetime,
+    started_at: datetime | None,
 ) -> None:
+    """Store the next refresh token of a session; ``started_at`` None starts a new session now."""
     await conn.execute(
         """
-        INSERT INTO refresh_sessions (user_id, family_id, refresh_token_hash, expires_at)
-        VALUES (%s, %s, %s, now() + make_interval(secs => %s))
+        INSERT INTO refresh_sessions (user_id, family_id, refresh_token_hash, session_started_at, expires_at)
+        VALUES (%(user)s, %(family)s, %(digest)s, coalesce(%(started)s::timestamptz, now()),
+                least(now() + make_interval(secs => %(ttl)s),
+                      coalesce(%(started)s::timestamptz, now()) + make_interval(secs => %(max)s)))
         """,
-        (user_id, family_id, token_digest, ttl_seconds),
+        {
+            "user": user_id,
+            "family": family_id,
+            "digest": token_digest,
+            "started": started_at,
+            "ttl": lifetime.refresh_ttl_seconds,
+            "max": lifetime.max_seconds,
+        },
     )
 
 
@@ -80,14 +105,16 @@ async def rotate(conn: AsyncConnection[DictRow], token_digest: bytes) -> Rotated
         SET is_active = false, revoked_at = now(), revoked_reason = %s, last_used_at = now(), updated_at = now()
         FROM users AS u
         WHERE s.refresh_token_hash = %s AND s.is_active AND s.expires_at > now() AND u.id = s.user_id
-        RETURNING s.family_id, {columns}
+        RETURNING s.family_id, s.session_started_at, {columns}
         """).format(columns=USER_COLUMNS),
         (RevokedReason.ROTATED, token_digest),
     )
     row = await cursor.fetchone()
     if row is None:
         return None
-    return RotatedSession(user=user_from_row(row), family_id=row["family_id"])
+    return RotatedSession(
+        user=user_from_row(row), family_id=row["family_id"], session_started_at=row["session_started_at"]
+    )
 
 
 async def find_presented(conn: AsyncConnection[DictRow], token_digest: bytes) -> PresentedToken | None:

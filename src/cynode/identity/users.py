@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 from typing import Final
 from uuid import UUID
@@ -60,6 +61,21 @@ def handle_problem(handle: str) -> str | None:
         )
     if handle == SYSTEM_HANDLE:
         return f"Handle {SYSTEM_HANDLE!r} is reserved"
+    return None
+
+
+def login_handle_problem(handle: str) -> str | None:
+    """Why a handle given at login is refused before it is looked up or stored; None when it is not.
+
+    Looser than :func:`handle_problem` (a wrong handle is a failed login, not a bad request), but
+    nothing oversized and no control characters reach the database or the logs.
+    """
+    if not handle:
+        return "Handle and password are required"
+    if len(handle) > MAX_HANDLE_LENGTH:
+        return "Handle or password is too long"
+    if any(unicodedata.category(character) in {"Cc", "Cf"} for character in handle):
+        return "Handle must not contain control characters"
     return None
 
 

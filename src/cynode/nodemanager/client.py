@@ -33,6 +33,7 @@ from cynode.contracts.nodes import (
 )
 from cynode.contracts.problem import problem_detail
 from cynode.http.problems import ProblemError
+from cynode.identity.audit import ClientInfo
 from cynode.nodes.auth import AuthenticatedNode, authenticate_node
 from cynode.nodes.capabilities import ingest_report, record_heartbeat
 from cynode.nodes.delivery import acknowledge_config, deliver_config
@@ -46,6 +47,9 @@ T = TypeVar("T")
 _RETRYABLE = frozenset({HTTPStatus.REQUEST_TIMEOUT, HTTPStatus.TOO_MANY_REQUESTS}) | {
     status for status in HTTPStatus if status >= HTTPStatus.INTERNAL_SERVER_ERROR
 }
+
+
+_IN_PROCESS = ClientInfo(ip=None, user_agent="in-process node manager")
 
 
 class ControlPlaneError(RuntimeError):
@@ -84,7 +88,9 @@ def _error_for(status: int, detail: str, *, registering: bool = False) -> Contro
 class ControlPlaneClient(Protocol):
     """The node side of the control-plane API. ``session`` is the latest registration's bootstrap."""
 
-    async def register(self, psk: str, capability: NodeCapabilityReport) -> NodeBootstrapPayload: ...
+    async def register(
+        self, psk: str, capability: NodeCapabilityReport, node_secret: str | None
+    ) -> NodeBootstrapPayload: ...
 
     async def fetch_config(self, session: NodeBootstrapPayload) -> NodeConfigurationPayload: ...
 
@@ -140,8 +146,10 @@ class HttpControlPlane:
             return response
         raise _error_for(response.status_code, _problem_detail(response), registering=registering)
 
-    async def register(self, psk: str, capability: NodeCapabilityReport) -> NodeBootstrapPayload:
-        request = NodeRegistrationRequest(psk=psk, capability=capability)
+    async def register(
+        self, psk: str, capability: NodeCapabilityReport, node_secret: str | None
+    ) -> NodeBootstrapPayload:
+        request = NodeRegistrationRequest(psk=psk, capability=capability, node_secret=node_secret)
         response = await self._call("POST", self._register_url, request, registering=True)
         return _decode_body(response, NodeBootstrapPayload)
 
@@ -192,11 +200,14 @@ class LocalControlPlane:
     def _node(self, session: NodeBootstrapPayload) -> AuthenticatedNode:
         return authenticate_node(self._ctx.signer, f"Bearer {session.auth.node_jwt}")
 
-    async def register(self, psk: str, capability: NodeCapabilityReport) -> NodeBootstrapPayload:
+    async def register(
+        self, psk: str, capability: NodeCapabilityReport, node_secret: str | None
+    ) -> NodeBootstrapPayload:
         with _translated(registering=True):
             if not psk_matches(resolve_registration_psk(self._ctx), psk):
                 raise RegistrationRefused("Invalid registration PSK")
-            bootstrap, _ = await register_node(self._ctx, self._endpoints(), capability)
+            request = NodeRegistrationRequest(psk=psk, capability=capability, node_secret=node_secret)
+            bootstrap, _ = await register_node(self._ctx, self._endpoints(), request, _IN_PROCESS)
             return bootstrap
 
     async def fetch_config(self, session: NodeBootstrapPayload) -> NodeConfigurationPayload:

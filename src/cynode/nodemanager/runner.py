@@ -19,6 +19,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from http import HTTPStatus
 from typing import TypeVar
 
 from anyio.to_thread import run_sync
@@ -40,6 +41,7 @@ from cynode.nodemanager.checks import startup_problem
 from cynode.nodemanager.client import (
     ControlPlaneClient,
     ControlPlaneError,
+    ControlPlaneRejected,
     ControlPlaneUnavailable,
     HttpControlPlane,
     LocalControlPlane,
@@ -47,7 +49,7 @@ from cynode.nodemanager.client import (
     RegistrationRefused,
 )
 from cynode.nodemanager.config import NodeConfig
-from cynode.nodemanager.state import AppliedConfigStore, StaleConfigError
+from cynode.nodemanager.state import AppliedConfigStore, NodeSecretStore, StaleConfigError
 from cynode.nodes.capabilities import capability_hash
 from cynode.settings import Settings
 from cynode.worker.service import WorkerService
@@ -125,6 +127,7 @@ class NodeManager:
         self._timing = timing
         self._backoff = _Backoff(timing)
         self._store = AppliedConfigStore(node.state_dir)
+        self._identity = NodeSecretStore(node.state_dir)
         self._session: NodeBootstrapPayload | None = None
         self._reported_hash: str | None = None
         self.applied_config: NodeConfigurationPayload | None = None
@@ -172,7 +175,7 @@ class NodeManager:
 
     async def _register(self, report: NodeCapabilityReport) -> NodeBootstrapPayload:
         try:
-            return await self.client.register(self._psk, report)
+            session = await self.client.register(self._psk, report, self._identity.secret())
         except ControlPlaneUnavailable:
             raise  # retried by the caller
         except RegistrationRefused as exc:
@@ -180,8 +183,18 @@ class NodeManager:
                 f"the orchestrator refused this node's registration PSK ({exc}); check the PSK from "
                 f"{self.node.psk_source.describe()} against the orchestrator's"
             ) from exc
+        except ControlPlaneRejected as exc:
+            if exc.status == HTTPStatus.CONFLICT:
+                raise NodeStartupError(
+                    f"the orchestrator knows node {self.node.slug!r} under another identity ({exc.detail}); "
+                    f"this node's secret ({self._identity.path}) is missing or not the one issued for that slug"
+                ) from exc
+            raise NodeStartupError(f"registration failed: {exc}") from exc
         except ControlPlaneError as exc:
             raise NodeStartupError(f"registration failed: {exc}") from exc
+        if session.auth.node_secret is not None:
+            self._identity.record(session.auth.node_secret)
+        return session
 
     @property
     def _current_session(self) -> NodeBootstrapPayload:

@@ -1,8 +1,10 @@
-"""The node's memory of which ``config_version`` it applied, kept across restarts.
+"""What the node keeps across restarts: the ``config_version`` it applied, and its node secret.
 
 Versions are ULIDs, so later versions sort after earlier ones; a node refuses a config that sorts
 before the one it applied (an orchestrator restored from an old backup, a replayed response).
-The file is replaced atomically so a crash never leaves a half-written version behind.
+Files are replaced atomically so a crash never leaves a half-written value behind. The node
+secret (issued by the orchestrator at the slug's first registration, needed to register it again)
+is readable by the node's user only.
 """
 
 from __future__ import annotations
@@ -11,6 +13,23 @@ import os
 from pathlib import Path
 
 _FILE_NAME = "applied_config_version"
+_SECRET_FILE_NAME = "node_secret"  # noqa: S105 - a file name, not a secret
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="ascii").strip() or None
+    except FileNotFoundError:
+        return None
+
+
+def _replace(path: Path, text: str, mode: int) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, "w", encoding="ascii") as handle:
+        handle.write(text)
+    os.replace(temporary, path)
 
 
 class StaleConfigError(RuntimeError):
@@ -29,10 +48,7 @@ class AppliedConfigStore:
         self._path = state_dir / _FILE_NAME
 
     def applied_version(self) -> str | None:
-        try:
-            return self._path.read_text(encoding="ascii").strip() or None
-        except FileNotFoundError:
-            return None
+        return _read(self._path)
 
     def check_not_older(self, offered: str) -> None:
         """Raise StaleConfigError when ``offered`` sorts before the applied version."""
@@ -41,7 +57,15 @@ class AppliedConfigStore:
             raise StaleConfigError(offered, applied)
 
     def record(self, version: str) -> None:
-        self._path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        temporary = self._path.with_name(f".{_FILE_NAME}.{os.getpid()}.tmp")
-        temporary.write_text(version + "\n", encoding="ascii")
-        os.replace(temporary, self._path)
+        _replace(self._path, version + "\n", 0o644)
+
+
+class NodeSecretStore:
+    def __init__(self, state_dir: Path) -> None:
+        self.path = state_dir / _SECRET_FILE_NAME
+
+    def secret(self) -> str | None:
+        return _read(self.path)
+
+    def record(self, secret: str) -> None:
+        _replace(self.path, secret + "\n", 0o600)

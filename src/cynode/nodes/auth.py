@@ -1,9 +1,10 @@
 """Node JWTs: issued at registration, required on every other control-plane node route.
 
-A node token carries ``token_type=node`` (so user tokens never pass here and node tokens never pass
-user routes), the node id as ``sub`` and the slug as ``node_slug``. Every failure is a 401, which a
-node manager answers by registering again with its PSK; that includes a token for a node row that no
-longer exists, so a node recovers on its own after its row is removed.
+A node token carries ``token_type=node`` and the control-plane audience (signed with that
+audience's own key, so user tokens never pass here and node tokens never pass user routes), the node
+id as ``sub`` and the slug as ``node_slug``. Every failure is a 401, which a node manager answers by
+registering again with its PSK and node secret; that includes a token for a node row that no longer
+exists, or whose Worker API token an admin rotated, so a node recovers on its own.
 """
 
 from __future__ import annotations
@@ -15,9 +16,9 @@ from http import HTTPStatus
 
 from cynode.contracts.problem import TYPE_AUTHENTICATION
 from cynode.http.problems import ProblemError
-from cynode.tokens import InvalidTokenError, IssuedToken, TokenSigner
+from cynode.tokens import NODE_TOKEN, InvalidTokenError, IssuedToken, TokenSigner
 
-NODE_TOKEN_TYPE = "node"  # noqa: S105 (a token type, not a secret)
+NODE_TOKEN_TYPE = NODE_TOKEN
 MISSING_AUTHORIZATION = "Missing authorization header"
 INVALID_TOKEN = "Invalid or expired token"  # noqa: S105 (a message, not a secret)
 _CHALLENGE = {"WWW-Authenticate": "Bearer"}

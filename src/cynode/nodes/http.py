@@ -17,7 +17,9 @@ from litestar.types import ControllerRouterHandler
 
 from cynode.context import OrchestratorContext
 from cynode.contracts.nodes import NodeCapabilityReport, NodeConfigAck, NodeHeartbeat, NodeRegistrationRequest
+from cynode.http.client_address import ClientAddressResolver
 from cynode.http.payloads import decode_payload, json_body, json_response, read_json
+from cynode.identity.http import client_info
 from cynode.nodes.auth import AuthenticatedNode, authenticate_node, unauthorized
 from cynode.nodes.capabilities import ingest_report, record_heartbeat
 from cynode.nodes.delivery import acknowledge_config, deliver_config
@@ -31,6 +33,7 @@ from cynode.nodes.registration import (
     psk_matches,
     register_node,
     resolve_registration_psk,
+    throttle_registration,
 )
 
 T = TypeVar("T")
@@ -43,6 +46,7 @@ INVALID_PSK = "Invalid registration PSK"
 def control_plane_routes(ctx: OrchestratorContext) -> Sequence[ControllerRouterHandler]:
     """The node routes; resolving the PSK here makes a missing or empty one refuse start-up."""
     psk = resolve_registration_psk(ctx)
+    addresses = ClientAddressResolver(ctx.settings.identity.trusted_proxies)
 
     def endpoints() -> NodeEndpoints:
         # Read per request: the public URL derived from host and port is only final once bound.
@@ -53,12 +57,14 @@ def control_plane_routes(ctx: OrchestratorContext) -> Sequence[ControllerRouterH
 
     @post(REGISTER_PATH)
     async def register(request: Request[Any, Any, Any]) -> Response[bytes]:
+        client = client_info(request, addresses)
+        await throttle_registration(ctx, client)
         body = await json_body(request)
         if not psk_matches(psk, decode_payload(body, PresentedPsk).psk):
-            log.warning("node_registration_refused", extra={"client": request.client.host if request.client else None})
+            log.warning("node_registration_refused", extra={"client": client.ip})
             raise unauthorized(INVALID_PSK)
         registration = decode_payload(body, NodeRegistrationRequest)
-        bootstrap, created = await register_node(ctx, endpoints(), registration.capability)
+        bootstrap, created = await register_node(ctx, endpoints(), registration, client)
         return json_response(bootstrap, HTTPStatus.CREATED if created else HTTPStatus.OK)
 
     @post(REPORT_PATH, status_code=HTTPStatus.NO_CONTENT)

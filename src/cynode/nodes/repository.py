@@ -57,31 +57,51 @@ async def get_node(conn: Connection, node_id: uuid.UUID) -> NodeRow | None:
     return None if row is None else _node(row)
 
 
-async def upsert_registered_node(conn: Connection, node_slug: str) -> tuple[uuid.UUID, bool]:
-    """Make the node ``active`` and seen now; returns its id and whether this call created it."""
+@dataclass(frozen=True)
+class ClaimedSlug:
+    node_id: uuid.UUID
+    created: bool
+    secret_issued: bool
+    """Whether the offered secret digest became the node's (a new slug, or one registered before
+    nodes had secrets); the node must then be handed that secret."""
+
+
+async def claim_node_slug(
+    conn: Connection, node_slug: str, *, presented_digest: bytes | None, offered_digest: bytes
+) -> ClaimedSlug | None:
+    """Register ``node_slug`` as active and seen now; None when it belongs to another node.
+
+    A new slug takes ``offered_digest`` as its secret. A known slug is claimed only with its
+    secret's digest; claiming it retires its Worker API token (the next config fetch issues a new
+    one). One conditional UPDATE, so of several claimants only those holding the secret win.
+    """
     cursor = await conn.execute(
         """
-        INSERT INTO nodes (node_slug, status, last_seen_at) VALUES (%s, 'active', now())
+        INSERT INTO nodes (node_slug, status, last_seen_at, node_secret_hash) VALUES (%s, 'active', now(), %s)
         ON CONFLICT (node_slug) DO NOTHING
         RETURNING id
         """,
-        (node_slug,),
+        (node_slug, offered_digest),
     )
     inserted = await cursor.fetchone()
     if inserted is not None:
-        return inserted["id"], True
+        return ClaimedSlug(inserted["id"], created=True, secret_issued=True)
     # The conflicting row is committed (ON CONFLICT waited for it), so this UPDATE finds it.
     cursor = await conn.execute(
         """
-        UPDATE nodes SET status = 'active', last_seen_at = now(), updated_at = now()
-        WHERE node_slug = %s RETURNING id
+        UPDATE nodes
+        SET status = 'active', last_seen_at = now(), updated_at = now(),
+            worker_api_bearer_token_ciphertext = NULL, reregistration_required = false,
+            node_secret_hash = coalesce(node_secret_hash, %(offered)s)
+        WHERE node_slug = %(slug)s AND (node_secret_hash IS NULL OR node_secret_hash = %(presented)s)
+        RETURNING id, node_secret_hash = %(offered)s AS secret_issued
         """,
-        (node_slug,),
+        {"slug": node_slug, "offered": offered_digest, "presented": presented_digest},
     )
-    updated = await cursor.fetchone()
-    if updated is None:
-        raise LookupError(f"node {node_slug} vanished while registering")
-    return updated["id"], False
+    claimed = await cursor.fetchone()
+    if claimed is None:
+        return None
+    return ClaimedSlug(claimed["id"], created=False, secret_issued=claimed["secret_issued"])
 
 
 async def record_capability(
@@ -137,8 +157,22 @@ async def latest_capability(conn: Connection, node_id: uuid.UUID) -> dict[str, A
 
 
 async def touch_node(conn: Connection, node_id: uuid.UUID) -> bool:
-    """Mark the node as heard from now; False when it does not exist."""
-    cursor = await conn.execute("UPDATE nodes SET last_seen_at = now() WHERE id = %s", (node_id,))
+    """Mark the node as heard from now; False when it does not exist or must register again."""
+    cursor = await conn.execute(
+        "UPDATE nodes SET last_seen_at = now() WHERE id = %s AND NOT reregistration_required", (node_id,)
+    )
+    return cursor.rowcount == 1
+
+
+async def retire_worker_token(conn: Connection, node_slug: str) -> bool:
+    """Drop the node's Worker API token and require it to register again; False for an unknown slug."""
+    cursor = await conn.execute(
+        """
+        UPDATE nodes SET worker_api_bearer_token_ciphertext = NULL, reregistration_required = true, updated_at = now()
+        WHERE node_slug = %s
+        """,
+        (node_slug,),
+    )
     return cursor.rowcount == 1
 
 

@@ -34,6 +34,8 @@ class NodePolicySettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=Tru
     node_jwt_ttl_seconds: PositiveInt = 24 * 3600
     heartbeat_grace_seconds: PositiveInt = 90
     """A node not heard from (report, heartbeat, config call) for this long is not dispatchable."""
+    registrations_per_minute_per_source: PositiveInt = 30
+    """Registration requests accepted per client source (IPv4 address, IPv6 /64) and minute."""
     worker_api_target_url: str | None = None
     """Operator override of every node's dispatch URL."""
 

@@ -28,7 +28,7 @@ from cynode.http.app import Readiness
 from cynode.http.problems import ProblemError
 from cynode.identity.audit import ClientInfo
 from cynode.identity.guard import Authenticator
-from cynode.identity.http import client_info
+from cynode.identity.http import client_reader
 from cynode.identity.service import IdentityService
 from cynode.tasks.service import TaskService
 from cynode.web.headers import console_headers
@@ -93,7 +93,7 @@ class Console:
     chat: ChatApi
 
     def client(self, request: Request[Any, Any, Any]) -> ClientInfo:
-        return client_info(request, trust_forwarded_for=self.context.settings.identity.trust_forwarded_for)
+        return client_reader(self.context)(request)
 
     async def viewer(self, request: Request[Any, Any, Any]) -> Viewer:
         return await self.sessions.viewer(request, self.client(request))
