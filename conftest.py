@@ -10,4 +10,5 @@ pytest_plugins = [
     "tests.fixtures.tasks",
     "tests.fixtures.nodemanager",
     "tests.fixtures.inference",
+    "tests.fixtures.deploy",
 ]

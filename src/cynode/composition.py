@@ -33,8 +33,9 @@ from cynode.nodemanager.runner import run_node_manager
 from cynode.nodes.http import control_plane_routes
 from cynode.nodes.readiness import inference_path_problem
 from cynode.secrets import persistent_secret
-from cynode.settings import ListenSettings, Role, Settings
+from cynode.settings import ListenSettings, Role, Settings, SettingsError
 from cynode.tasks.http import tasks_routes
+from cynode.tls import ServerTls, TlsError, is_loopback
 from cynode.tokens import TokenSigner
 from cynode.worker.http import create_worker_app
 from cynode.worker.service import WorkerService
@@ -132,6 +133,7 @@ class Stack:
             self.node = load_node_config(settings, self.env)
             self.worker = self._node_worker(self.node)
         planned = self._plan_apps()
+        self._secure_listeners(planned)
         for role, served in planned.items():
             served.bind()  # every port is claimed before anything slow starts
             self._exits.push_async_callback(served.stop)
@@ -199,6 +201,30 @@ class Stack:
             Role.ORCHESTRATOR: self.settings.control_plane,
             Role.NODE: self.settings.worker_api,
         }[role]
+
+    def _secure_listeners(self, planned: Mapping[Role, ServedApp]) -> None:
+        """Each listener's certificate, checked now; a loud warning for clear text beyond loopback."""
+        for role, served in planned.items():
+            listen = self._listen_settings(role)
+            if listen.tls_cert_file is not None and listen.tls_key_file is not None:
+                served.tls = ServerTls(listen.tls_cert_file, listen.tls_key_file)
+                try:
+                    served.tls.check()
+                except TlsError as exc:
+                    raise SettingsError(f"{served.name} TLS: {exc}") from exc
+            elif not is_loopback(served.host):
+                log.warning(
+                    "listener_without_tls",
+                    extra={
+                        "listener": served.name,
+                        "host": served.host,
+                        "warning": f"{served.name} listens on {served.host} in clear text: tokens and passwords "
+                        "cross the network unencrypted; set its tls_cert_file and tls_key_file",
+                    },
+                )
+        if Role.NODE in planned:
+            # Bearer tokens ride on every Worker API call: plain HTTP only from this machine.
+            planned[Role.NODE].plain_http_loopback_only = True
 
     def _plan_apps(self) -> dict[Role, ServedApp]:
         settings = self.settings

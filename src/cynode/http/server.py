@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 import uvicorn
 from litestar import Litestar
 
+from cynode.tls import PlainHttpLoopbackOnly, ServerTls
+
 
 class _QuietServer(uvicorn.Server):
     @contextlib.contextmanager
@@ -36,6 +38,9 @@ class ServedApp:
     app: Litestar
     host: str
     port: int
+    tls: ServerTls | None = None
+    plain_http_loopback_only: bool = False
+    """Without ``tls``, answer only loopback callers (for listeners whose requests carry tokens)."""
     _socket: socket.socket | None = field(default=None, repr=False)
     _server: _QuietServer | None = field(default=None, repr=False)
     _task: asyncio.Task[None] | None = field(default=None, repr=False)
@@ -45,7 +50,7 @@ class ServedApp:
         host = "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host  # noqa: S104
         if ":" in host:
             host = f"[{host}]"
-        return f"http://{host}:{self.port}"
+        return f"{'https' if self.tls else 'http'}://{host}:{self.port}"
 
     def bind(self) -> None:
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
@@ -68,8 +73,11 @@ class ServedApp:
         if self._socket is None:
             self.bind()
         assert self._socket is not None
+        app: object = self.app
+        if self.tls is None and self.plain_http_loopback_only:
+            app = PlainHttpLoopbackOnly(self.app, self.name)
         config = uvicorn.Config(
-            self.app,
+            app,  # type: ignore[arg-type]
             log_config=None,
             access_log=False,
             lifespan="on",
@@ -78,6 +86,8 @@ class ServedApp:
             # Client addresses feed rate limits; only the app decides whether to trust forwarding headers.
             proxy_headers=False,
             date_header=False,
+            ssl_certfile=self.tls.cert_file if self.tls else None,
+            ssl_keyfile=self.tls.key_file if self.tls else None,
         )
         self._server = _QuietServer(config)
         self._task = asyncio.create_task(self._server.serve(sockets=[self._socket]), name=f"serve-{self.name}")

@@ -50,6 +50,7 @@ from cynode.nodemanager.config import NodeConfig
 from cynode.nodemanager.state import AppliedConfigStore, StaleConfigError
 from cynode.nodes.capabilities import capability_hash
 from cynode.settings import Settings
+from cynode.tls import client_context
 from cynode.worker.service import WorkerService
 
 log = logging.getLogger(__name__)
@@ -319,7 +320,7 @@ def control_plane_client(node: NodeConfig, local_control_plane: OrchestratorCont
         node.orchestrator_url,
         connect_timeout=node.connect_timeout_seconds,
         request_timeout=node.request_timeout_seconds,
-        ca_bundle=node.ca_bundle,
+        trust=client_context(ca_file=node.ca_bundle, pinned_sha256=node.pinned_sha256),
     )
 
 
