@@ -158,8 +158,10 @@ class Stack:
         if Role.ORCHESTRATOR in self.roles:
             self._spawn("dispatcher", run_dispatcher(self._context, local_worker))
         if self.node is not None and self.worker is not None:
-            worker_api_url = self.apps[Role.NODE].base_url
-            manager = run_node_manager(self.settings, self.node, self.worker, self.env, worker_api_url, self.context)
+            worker_api = self.apps[Role.NODE]
+            manager = run_node_manager(
+                self.settings, self.node, self.worker, self.env, worker_api.base_url, self.context, worker_api.tls
+            )
             self._spawn("node_manager", manager)
 
     def _spawn(self, name: str, service: Coroutine[Any, Any, None]) -> None:

@@ -7,6 +7,8 @@ executor on the podman API the worker uses, so they test exactly what jobs will 
 
 from __future__ import annotations
 
+import ssl
+
 import httpx
 from anyio.to_thread import run_sync
 
@@ -21,10 +23,10 @@ def _sandbox_problem(worker: WorkerService, owner: str) -> str | None:
     return probe.mount_root_problem() or probe.probe()
 
 
-async def _worker_api_problem(worker_api_url: str) -> str | None:
+async def _worker_api_problem(worker_api_url: str, trust: ssl.SSLContext | None) -> str | None:
     url = worker_api_url.rstrip("/") + "/healthz"
     try:
-        async with httpx.AsyncClient(timeout=_HEALTH_TIMEOUT_SECONDS) as client:
+        async with httpx.AsyncClient(timeout=_HEALTH_TIMEOUT_SECONDS, verify=trust or True) as client:
             response = await client.get(url)
     except httpx.TransportError as exc:
         return f"Worker API at {url} does not answer: {exc.__class__.__name__}"
@@ -33,13 +35,16 @@ async def _worker_api_problem(worker_api_url: str) -> str | None:
     return None
 
 
-async def startup_problem(worker: WorkerService, worker_api_url: str, *, owner: str) -> str | None:
+async def startup_problem(
+    worker: WorkerService, worker_api_url: str, *, owner: str, worker_api_trust: ssl.SSLContext | None = None
+) -> str | None:
     """None when the node may register, else the first failed check in words an operator can act on.
 
     ``owner`` labels the probe container like the node's jobs, so a leftover is swept with them.
+    ``worker_api_trust`` verifies an HTTPS Worker API (the node pins its own certificate).
     """
     if worker.settings.mode != "disabled":
         problem = await run_sync(_sandbox_problem, worker, owner)
         if problem is not None:
             return problem
-    return await _worker_api_problem(worker_api_url)
+    return await _worker_api_problem(worker_api_url, worker_api_trust)
