@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Build the CyNode image (orchestrator and gateway roles) from the project's wheel, without any
+# container registry and with no network inside the build.
+#
+# Wheels for cynode, each dependency and pip are made here first (from PyPI or pip's cache) into a
+# throwaway build context; the base is a local Debian image with python3 (by default the sandbox
+# image scripts/build-sandbox-image.sh makes from debootstrap). podman runs with the
+# containers.conf the node itself generates for this host (runtime, cgroup manager, ulimits).
+#
+# Usage: scripts/build-image.sh [--tag REF] [--base REF]
+# Environment: PYTHON (default .venv/bin/python).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+tag=localhost/cynode:latest
+base=localhost/cynode-sandbox:latest
+python="${PYTHON:-.venv/bin/python}"
+
+while [[ $# -gt 0 ]]; do
+    case "$1" in
+        --tag) tag="$2"; shift ;;
+        --base) base="$2"; shift ;;
+        -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+        *) echo "unknown argument: $1" >&2; exit 2 ;;
+    esac
+    shift
+done
+
+log() { printf '[build-image] %s\n' "$*" >&2; }
+
+if ! podman image exists "$base"; then
+    log "base image $base is missing: run scripts/build-sandbox-image.sh (or pass --base)"
+    exit 1
+fi
+
+context=$(mktemp -d)
+trap 'rm -rf "$context"' EXIT
+log "making wheels"
+# This machine's pip config names local indexes that may be absent; their warnings are noise.
+"$python" -m pip wheel -q --wheel-dir "$context/wheels" . pip 2> >(grep -v '^WARNING: Location' >&2)
+cp Containerfile "$context/Containerfile"
+"$python" -c 'from cynode.sandbox.podman_service import containers_conf; print(containers_conf(), end="")' \
+    > "$context/containers.conf"
+log "building $tag on $base"
+CONTAINERS_CONF="$context/containers.conf" podman build --network=none --pull=never \
+    --build-arg "BASE_IMAGE=$base" --tag "$tag" --file "$context/Containerfile" "$context"
