@@ -24,6 +24,14 @@ Feature: Split deployment over TLS
     Then the node process exits naming the pin mismatch
     And node "split-pinned" never registered
 
+  Scenario: The orchestrator refuses a Worker API whose certificate does not match its pin
+    Given a gateway process serving HTTPS
+    And an orchestrator process that pins Worker APIs to another certificate
+    And a node process "split-node-x" registered with the first orchestrator, one job at a time
+    And I am logged in to the gateway as the admin
+    When I create a task in commands mode with "echo never"
+    Then the task fails naming the Worker API's pin mismatch
+
   Scenario: A Worker API without TLS refuses callers from beyond loopback
     Given an orchestrator process serving HTTPS
     And a node process "split-plain" whose Worker API listens on every interface without TLS

@@ -53,6 +53,11 @@ def orchestrator_process(split_deployment: SplitDeployment) -> None:
     split_deployment.start_orchestrator()
 
 
+@given("an orchestrator process that pins Worker APIs to another certificate")
+def orchestrator_pinning_a_stranger(split_deployment: SplitDeployment, stranger_certificates: LabCertificates) -> None:
+    split_deployment.start_orchestrator(worker_api_pin=stranger_certificates.server_pin)
+
+
 @given("two orchestrator processes serving HTTPS on the same database")
 def two_orchestrators(split_deployment: SplitDeployment) -> None:
     split_deployment.start_orchestrator()
@@ -123,7 +128,7 @@ def create_many(world: dict[str, Any], count: int) -> None:
         _create(world, {"prompt": f"sleep 1; echo task {number}", "input_mode": "commands"})
 
 
-def _finished(world: dict[str, Any], task_id: str) -> dict[str, Any]:
+def _finished(world: dict[str, Any], task_id: str, status: str = "completed") -> dict[str, Any]:
     session: Session = world["session"]
 
     def result() -> dict[str, Any] | None:
@@ -131,7 +136,7 @@ def _finished(world: dict[str, Any], task_id: str) -> dict[str, Any]:
         return body if body["status"] in TERMINAL_TASK_STATUSES else None
 
     finished: dict[str, Any] = wait_until(result, 180, f"task {task_id} to finish", interval=0.25)
-    assert finished["status"] == "completed", json.dumps(finished, indent=2)
+    assert finished["status"] == status, json.dumps(finished, indent=2)
     return finished
 
 
@@ -148,6 +153,14 @@ def completes_with_answer(world: dict[str, Any], slug: str) -> None:
     assert job["node_slug"] == slug
     assert job["result"]["exit_code"] == 0, job["result"]["stderr"]
     assert job["result"]["stdout"].strip(), "the model answered nothing"
+
+
+@then("the task fails naming the Worker API's pin mismatch")
+def fails_on_pin(world: dict[str, Any], stranger_certificates: LabCertificates) -> None:
+    job = _finished(world, world["tasks"][-1], status="failed")["jobs"][-1]
+    error = job["result"]["error"]
+    assert "certificate pin mismatch" in error, job
+    assert stranger_certificates.server_pin in error
 
 
 @then("every listener refuses plain HTTP")
