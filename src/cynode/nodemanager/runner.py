@@ -50,6 +50,7 @@ from cynode.nodemanager.client import (
 from cynode.nodemanager.config import NodeConfig
 from cynode.nodemanager.state import AppliedConfigStore, StaleConfigError
 from cynode.nodes.capabilities import capability_hash
+from cynode.sandbox.images import ImageSource
 from cynode.settings import Settings
 from cynode.tls import ServerTls, certificate_file_sha256, client_context
 from cynode.worker.service import WorkerService
@@ -212,6 +213,7 @@ class NodeManager:
                 max_request_bytes=constraints.max_request_bytes,
                 max_job_timeout_seconds=constraints.max_job_timeout_seconds,
             )
+            self.worker.set_image_source(ImageSource.from_config(self.node.sandbox.allowed_images, config))
         except (StaleConfigError, InferenceStartError, ValueError) as exc:
             error_type = _failure_type(exc)
             await self._ack_failure(config, ConfigAckError(type=error_type, message=str(exc)))

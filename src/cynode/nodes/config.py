@@ -37,6 +37,7 @@ from cynode.contracts.nodes import (
     NodeConstraints,
     NodePolicy,
     SandboxPolicy,
+    SandboxRegistry,
     WorkerApiConfig,
 )
 from cynode.nodes.settings import NodePolicySettings
@@ -113,6 +114,8 @@ class ConfigContent(msgspec.Struct, kw_only=True, omit_defaults=True):
     worker_api: WorkerApiConfig
     constraints: NodeConstraints
     inference_backend: InferenceBackend | None = None
+    sandbox_registries: list[SandboxRegistry] = []
+    require_digest_pinning: bool | None = None
 
 
 def build_config_content(
@@ -145,6 +148,8 @@ def build_config_content(
             max_request_bytes=policy.max_request_bytes, max_job_timeout_seconds=policy.max_job_timeout_seconds
         ),
         inference_backend=decide_inference_backend(report, policy, selected_model),
+        sandbox_registries=[SandboxRegistry(registry_url=url) for url in sandbox.registries],
+        require_digest_pinning=sandbox.require_digest_pinning or None,
     )
 
 
@@ -163,6 +168,8 @@ def configuration_payload(content: ConfigContent, config_version: str, issued_at
         worker_api=content.worker_api,
         inference_backend=content.inference_backend,
         constraints=content.constraints,
+        sandbox_registries=content.sandbox_registries,
+        require_digest_pinning=content.require_digest_pinning,
     )
 
 

@@ -28,6 +28,10 @@ class SandboxPolicySettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=
     default_network_policy: NetworkPolicy = "none"
     allow_privileged: bool = False
     allow_host_network: bool = False
+    registries: list[str] = []
+    """Registry URLs nodes pull missing sandbox images from, in rank order (``http://`` skips TLS)."""
+    require_digest_pinning: bool = False
+    """Nodes then run only images referenced by ``@sha256:`` digest."""
 
 
 class NodePolicySettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
