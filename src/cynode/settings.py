@@ -80,7 +80,8 @@ class WorkerApiTrust(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         except TlsError as exc:
             raise ValueError(f"worker_api_trust.pinned_sha256: {exc}") from None
         try:
-            client_context(ca_file=self.ca_file)
+            if self.ca_file is not None:
+                client_context(ca_file=self.ca_file)
         except TlsError as exc:
             raise ValueError(f"worker_api_trust.ca_file: {exc}") from None
 

@@ -14,7 +14,15 @@ import pytest
 from cynode.http.app import build_app
 from cynode.http.server import ServedApp
 from cynode.settings import SettingsError, load_settings
-from cynode.tls import LabCertificates, PinMismatchError, ServerTls, TlsError, client_context, refused_certificate
+from cynode.tls import (
+    LabCertificates,
+    PinMismatchError,
+    ServerTls,
+    TlsError,
+    client_context,
+    is_loopback,
+    refused_certificate,
+)
 from tests.fixtures.deploy import non_loopback_address
 
 
@@ -163,3 +171,12 @@ def test_selfsigned_command_writes_a_usable_lab_ca(tmp_path: Path) -> None:
     ServerTls(tmp_path / "tls" / "server.pem", tmp_path / "tls" / "server-key.pem").check()
     client_context(ca_file=tmp_path / "tls" / "ca.pem", pinned_sha256=pin)
     assert (tmp_path / "tls" / "server-key.pem").stat().st_mode & 0o777 == 0o600
+
+
+@pytest.mark.parametrize(
+    ("host", "loopback"),
+    [("127.0.0.1", True), ("127.3.4.5", True), ("::1", True), ("::ffff:127.0.0.1", True), ("localhost", True),
+     ("0.0.0.0", False), ("192.0.2.2", False), ("::ffff:192.0.2.2", False), ("::", False), ("example.org", False)],
+)  # fmt: skip
+def test_loopback_is_recognised_in_every_notation(host: str, loopback: bool) -> None:
+    assert is_loopback(host) is loopback
