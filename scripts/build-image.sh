@@ -7,29 +7,20 @@
 # image scripts/build-sandbox-image.sh makes from debootstrap). podman runs with the
 # containers.conf the node itself generates for this host (runtime, cgroup manager, ulimits).
 #
-# Usage: scripts/build-image.sh [--tag REF] [--base REF]
-# Environment: PYTHON (default .venv/bin/python).
+# Usage: scripts/build-image.sh [TAG]   (default localhost/cynode:latest)
+# Environment: CYNODE_SANDBOX_IMAGE (the base, as for build-sandbox-image.sh), PYTHON (default
+# .venv/bin/python).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-tag=localhost/cynode:latest
-base=localhost/cynode-sandbox:latest
+tag="${1:-localhost/cynode:latest}"
+base="${CYNODE_SANDBOX_IMAGE:-localhost/cynode-sandbox:latest}"
 python="${PYTHON:-.venv/bin/python}"
-
-while [[ $# -gt 0 ]]; do
-    case "$1" in
-        --tag) tag="$2"; shift ;;
-        --base) base="$2"; shift ;;
-        -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
-        *) echo "unknown argument: $1" >&2; exit 2 ;;
-    esac
-    shift
-done
 
 log() { printf '[build-image] %s\n' "$*" >&2; }
 
 if ! podman image exists "$base"; then
-    log "base image $base is missing: run scripts/build-sandbox-image.sh (or pass --base)"
+    log "base image $base is missing: run scripts/build-sandbox-image.sh"
     exit 1
 fi
 
