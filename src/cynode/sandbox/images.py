@@ -77,10 +77,10 @@ class ImageSource:
     def refusal(self, image: str) -> str | None:
         """Why ``image`` may not run here (starting with ``image_not_allowed``), or None."""
         if self.require_digest and "@sha256:" not in image:
-            return f"{NOT_ALLOWED}: image {image} is not pinned by digest, which this node's policy requires"
+            return f"{NOT_ALLOWED}: image {image} is not allowed: it is not pinned by digest, which policy requires"
         for patterns, whose in ((self.node_allowed, "node's"), (self.orchestrator_allowed or (), "orchestrator's")):
             if patterns and not any(fnmatch.fnmatchcase(image, pattern) for pattern in patterns):
-                return f"{NOT_ALLOWED}: image {image} is not in the {whose} sandbox image allowlist"
+                return f"{NOT_ALLOWED}: image {image} is not allowed by the {whose} sandbox image allowlist"
         return None
 
     def _candidates(self, image: str) -> list[tuple[Registry, str]]:
