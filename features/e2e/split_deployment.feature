@@ -7,16 +7,22 @@ Feature: Split deployment over TLS
   Background:
     Given lab certificates made by "cynode tls selfsigned"
 
-  Scenario: A commands task and a prompt task complete across three TLS processes
+  Scenario: A commands task completes across three TLS processes
     Given a gateway process serving HTTPS
     And an orchestrator process serving HTTPS
-    And a node process "split-node-1" with a model, trusting the control plane by its CA file
+    And a node process "split-node-1" trusting the control plane by its CA file
     And I am logged in to the gateway as the admin
     When I create a task in commands mode with "echo over tls"
     Then the task completes on node "split-node-1" with stdout "over tls\n"
-    When I create a task with the prompt "The capital of France is"
-    Then the task completes on node "split-node-1" with the model's non-empty answer
     And every listener refuses plain HTTP
+
+  Scenario: A prompt task is answered by the node's model across three TLS processes
+    Given a gateway process serving HTTPS
+    And an orchestrator process serving HTTPS
+    And a node process "split-node-2" with a model, trusting the control plane by its CA file
+    And I am logged in to the gateway as the admin
+    When I create a task with the prompt "The capital of France is"
+    Then the task completes on node "split-node-2" with the model's non-empty answer
 
   Scenario: A node refuses a control plane whose certificate does not match its pin
     Given an orchestrator process serving HTTPS

@@ -81,6 +81,12 @@ def _wait_dispatchable(db: Any, slug: str, scheme: str = "https") -> None:
     assert row["worker_api_target_url"].startswith(f"{scheme}://"), row
 
 
+@given(parsers.parse('a node process "{slug}" trusting the control plane by its CA file'))
+def node_by_ca(split_deployment: SplitDeployment, db: Any, slug: str) -> None:
+    split_deployment.start_node(slug, split_deployment.orchestrators[0])
+    _wait_dispatchable(db, slug)
+
+
 @given(parsers.parse('a node process "{slug}" with a model, trusting the control plane by its CA file'))
 def node_with_model(split_deployment: SplitDeployment, db: Any, slug: str) -> None:
     model = os.environ.get(MODEL_PATH_ENV) or str(default_model_path())
