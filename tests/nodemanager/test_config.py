@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import socket
 import subprocess
@@ -11,6 +12,8 @@ from typing import Any
 
 import pytest
 
+from cynode.contracts.nodes import GpuDevice, GpuInfo, InferenceInfo
+from cynode.nodemanager.capabilities import build_report, detect_host
 from cynode.nodemanager.config import NodeConfig, NodeConfigError, PskSource, load_node_config
 from cynode.settings import Settings, load_settings
 from cynode.tls import LabCertificates
@@ -265,3 +268,17 @@ updates: {enable_dynamic_config: false, allow_service_restart: false}
 """
     node = load_text(tmp_path, text)
     assert node.allow_gpu is True
+
+
+@pytest.mark.parametrize(("allow_gpu", "reported"), [(True, True), (False, False)])
+def test_inference_allow_gpu_decides_whether_the_gpu_is_offered(
+    tmp_path: Path, allow_gpu: bool, reported: bool
+) -> None:
+    node = load_text(tmp_path, f"version: 1\ninference: {{allow_gpu: {str(allow_gpu).lower()}}}\n")
+    gpu = GpuInfo(present=True, devices=[GpuDevice(vendor="NVIDIA", vram_mb=24564)], total_vram_mb=24564)
+    host = dataclasses.replace(detect_host(tmp_path), gpu=gpu)
+
+    report = build_report(node, host, InferenceInfo(supported=False), "http://127.0.0.1:12090")
+
+    assert report.gpu is not None
+    assert report.gpu.present is reported
