@@ -134,3 +134,19 @@ def test_the_orchestrators_registries_and_allowlist_reach_the_node_through_its_c
     assert pulled.json()["stdout"] == "via config\n"
     assert refused.status_code == 400
     assert "orchestrator's sandbox image allowlist" in refused.json()["detail"]
+
+
+def test_an_unqualified_image_is_pulled_from_the_first_registry_that_has_it(
+    worker_factory: WorkerFactory, local_registry: LocalRegistry
+) -> None:
+    empty = f"http://127.0.0.1:{free_port()}"  # ranked first, and down: the next registry is tried
+    worker = worker_factory()
+    worker.service.set_image_source(ImageSource(registries=(Registry(empty), Registry(local_registry.url))))
+    try:
+        response = _run(worker, "alpine-like:1")
+        assert response.status_code == 200, response.text
+        assert response.json()["status"] == "completed", response.json()["stderr"]
+        assert _present(worker, "alpine-like:1")
+    finally:
+        untag("localhost/alpine-like:1")
+        untag(local_registry.reference())
