@@ -26,7 +26,6 @@ log = logging.getLogger(__name__)
 
 NOT_ALLOWED = "image_not_allowed"
 PULL_FAILED = "image_pull_failed"
-_PULL_TIMEOUT_SECONDS = 600
 
 
 @dataclass(frozen=True)
