@@ -5,13 +5,16 @@ registry that is down fails the job with ``image_pull_failed`` while the node st
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from podman import PodmanClient
 
 from cynode.sandbox.images import ImageSource, Registry
-from tests.fixtures.deploy import LocalRegistry, untag
+from cynode.settings import SettingsError, load_settings
+from tests.fixtures.deploy import LocalRegistry, RegistryAccount, untag
 from tests.fixtures.nodemanager import NodeDeployment
 from tests.fixtures.podman import WORKER_TOKEN, RunningWorker, WorkerFactory
 from tests.fixtures.stack import free_port
@@ -150,3 +153,64 @@ def test_an_unqualified_image_is_pulled_from_the_first_registry_that_has_it(
     finally:
         untag("localhost/alpine-like:1")
         untag(local_registry.reference())
+
+
+def test_the_orchestrators_pull_token_logs_the_node_in_and_never_shows(
+    node_deployment: NodeDeployment,
+    login_registry: LocalRegistry,
+    registry_account: RegistryAccount,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level("DEBUG")
+    image = login_registry.reference()
+    untag(image)
+    node_deployment.orchestrator_overrides.update(
+        {"nodes.sandbox.registries": [login_registry.url],
+         "nodes.sandbox.registry_token_files": {login_registry.url: str(registry_account.token_file)}}
+    )  # fmt: skip
+    node_deployment.start_orchestrator()
+    node_deployment.start_node()
+    target = node_deployment.wait_dispatchable(node_deployment.slugs[0])
+    job_id = f"job-{uuid.uuid4().hex[:10]}"
+    sandbox = {"image": image, "command": ["echo", "logged in"], "timeout_seconds": 60}
+    body = {"version": 1, "task_id": f"task-{job_id}", "job_id": job_id, "sandbox": sandbox}
+    try:
+        response = httpx.post(f"{target.worker_api_target_url}/v1/worker/jobs:run", json=body,
+                              headers={"Authorization": f"Bearer {target.bearer_token()}"}, timeout=120)  # fmt: skip
+    finally:
+        untag(image)
+    assert response.status_code == 200, response.text
+    assert response.json()["stdout"] == "logged in\n", response.json()["stderr"]
+    assert registry_account.token not in response.text
+    assert registry_account.token not in caplog.text
+
+
+def test_a_refused_login_fails_the_pull_without_showing_the_token(
+    worker_factory: WorkerFactory, login_registry: LocalRegistry, registry_account: RegistryAccount
+) -> None:
+    image = login_registry.reference()
+    untag(image)
+    worker = worker_factory()
+    wrong = registry_account.token + "-wrong"
+    worker.service.set_image_source(ImageSource(registries=(Registry(login_registry.url, wrong),)))
+
+    result = _run(worker, image).json()
+
+    assert result["status"] == "failed"
+    assert result["stderr"].startswith("image_pull_failed: "), result["stderr"]
+    assert wrong not in result["stderr"]
+    assert not _present(worker, image)
+
+
+@pytest.mark.parametrize(
+    ("sandbox", "says"),
+    [
+        ({"registries": [], "registry_token_files": {"http://r:5000": "/etc/hosts"}}, "not in registries"),
+        ({"registries": ["http://r:5000"], "registry_token_files": {"http://r:5000": "/nonexistent"}}, "readable"),
+    ],
+)
+def test_registry_token_settings_that_cannot_work_are_refused(
+    tmp_path: Path, sandbox: dict[str, Any], says: str
+) -> None:
+    with pytest.raises(SettingsError, match=f"nodes.sandbox.*{says}"):
+        load_settings(env={}, overrides={"data_dir": str(tmp_path), "nodes.sandbox": sandbox})

@@ -40,7 +40,7 @@ from cynode.contracts.nodes import (
     SandboxRegistry,
     WorkerApiConfig,
 )
-from cynode.nodes.settings import NodePolicySettings
+from cynode.nodes.settings import NodePolicySettings, SandboxPolicySettings
 
 SANDBOX_ONLY_LABEL = "sandbox_only"
 ALL_VARIANTS: frozenset[InferenceVariant] = frozenset({"rocm", "cuda", "cpu"})
@@ -148,9 +148,14 @@ def build_config_content(
             max_request_bytes=policy.max_request_bytes, max_job_timeout_seconds=policy.max_job_timeout_seconds
         ),
         inference_backend=decide_inference_backend(report, policy, selected_model),
-        sandbox_registries=[SandboxRegistry(registry_url=url) for url in sandbox.registries],
+        sandbox_registries=_sandbox_registries(sandbox),
         require_digest_pinning=sandbox.require_digest_pinning or None,
     )
+
+
+def _sandbox_registries(sandbox: SandboxPolicySettings) -> list[SandboxRegistry]:
+    tokens = sandbox.registry_tokens()
+    return [SandboxRegistry(registry_url=url, pull_token=tokens.get(url)) for url in sandbox.registries]
 
 
 def content_hash(content: ConfigContent) -> str:
