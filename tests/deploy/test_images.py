@@ -12,6 +12,7 @@ import httpx
 import pytest
 from podman import PodmanClient
 
+from cynode.nodes.dispatchable import DispatchableNode
 from cynode.sandbox.images import ImageSource, Registry
 from cynode.settings import SettingsError, load_settings
 from tests.fixtures.deploy import LocalRegistry, RegistryAccount, untag
@@ -22,11 +23,21 @@ from tests.fixtures.stack import free_port
 AUTH = {"Authorization": f"Bearer {WORKER_TOKEN}"}
 
 
-def _run(worker: RunningWorker, image: str, command: str = "echo pulled") -> httpx.Response:
+def _job(image: str, command: str) -> dict[str, Any]:
     job_id = f"job-{uuid.uuid4().hex[:10]}"
     sandbox = {"image": image, "command": ["sh", "-c", command], "timeout_seconds": 60}
-    body: dict[str, Any] = {"version": 1, "task_id": f"task-{job_id}", "job_id": job_id, "sandbox": sandbox}
-    return worker.client().post("/v1/worker/jobs:run", json=body, headers=AUTH)
+    return {"version": 1, "task_id": f"task-{job_id}", "job_id": job_id, "sandbox": sandbox}
+
+
+def _run(worker: RunningWorker, image: str, command: str = "echo pulled") -> httpx.Response:
+    return worker.client().post("/v1/worker/jobs:run", json=_job(image, command), headers=AUTH)
+
+
+def _run_on(node: DispatchableNode, image: str, command: str) -> httpx.Response:
+    """As the dispatcher calls a registered node: its Worker API URL and bearer token."""
+    headers = {"Authorization": f"Bearer {node.bearer_token()}"}
+    url = f"{node.worker_api_target_url}/v1/worker/jobs:run"
+    return httpx.post(url, json=_job(image, command), headers=headers, timeout=120)
 
 
 def _present(worker: RunningWorker, image: str) -> bool:
@@ -119,18 +130,9 @@ def test_the_orchestrators_registries_and_allowlist_reach_the_node_through_its_c
     node_deployment.start_orchestrator()
     node_deployment.start_node()
     target = node_deployment.wait_dispatchable(node_deployment.slugs[0])
-    headers = {"Authorization": f"Bearer {target.bearer_token()}"}
-    url = f"{target.worker_api_target_url}/v1/worker/jobs:run"
-
-    def run(job_image: str) -> httpx.Response:
-        job_id = f"job-{uuid.uuid4().hex[:10]}"
-        sandbox = {"image": job_image, "command": ["echo", "via config"], "timeout_seconds": 60}
-        body = {"version": 1, "task_id": f"task-{job_id}", "job_id": job_id, "sandbox": sandbox}
-        return httpx.post(url, json=body, headers=headers, timeout=120)
-
     try:
-        pulled = run(image)
-        refused = run("localhost/cynode-sandbox:latest")
+        pulled = _run_on(target, image, "echo via config")
+        refused = _run_on(target, "localhost/cynode-sandbox:latest", "echo via config")
     finally:
         untag(image)
     assert pulled.status_code == 200, pulled.text
@@ -171,12 +173,8 @@ def test_the_orchestrators_pull_token_logs_the_node_in_and_never_shows(
     node_deployment.start_orchestrator()
     node_deployment.start_node()
     target = node_deployment.wait_dispatchable(node_deployment.slugs[0])
-    job_id = f"job-{uuid.uuid4().hex[:10]}"
-    sandbox = {"image": image, "command": ["echo", "logged in"], "timeout_seconds": 60}
-    body = {"version": 1, "task_id": f"task-{job_id}", "job_id": job_id, "sandbox": sandbox}
     try:
-        response = httpx.post(f"{target.worker_api_target_url}/v1/worker/jobs:run", json=body,
-                              headers={"Authorization": f"Bearer {target.bearer_token()}"}, timeout=120)  # fmt: skip
+        response = _run_on(target, image, "echo logged in")
     finally:
         untag(image)
     assert response.status_code == 200, response.text
