@@ -14,4 +14,5 @@ pytest_plugins = [
     "tests.fixtures.chat",
     "tests.fixtures.cli",
     "tests.fixtures.operator",
+    "tests.fixtures.deploy",
 ]

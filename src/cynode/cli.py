@@ -29,6 +29,7 @@ from cynode.logs import configure_logging
 from cynode.ops.doctor import report_checks, run_checks
 from cynode.ops.sandbox_images import sandbox
 from cynode.settings import Settings, SettingsError, load_settings
+from cynode.tls import write_lab_certificates
 
 
 def _overrides(data_dir: Path | None, database_url: str | None, node_config: Path | None, log_level: str | None,
@@ -154,6 +155,24 @@ async def _migrate(settings: Settings) -> list[int]:
     async with AsyncExitStack() as exits:
         dsn = await resolve_database(settings, exits)
         return await apply_migrations(dsn)
+
+
+@main.group()
+def tls() -> None:
+    """TLS helpers for deployments across hosts."""
+
+
+@tls.command()
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Directory to write.")
+@click.option("--host", "hosts", multiple=True, help="Name or address the server certificate is for (repeatable).")
+@click.option("--days", default=365, show_default=True, type=click.IntRange(min=1), help="Validity.")
+def selfsigned(out: Path, hosts: tuple[str, ...], days: int) -> None:
+    """Make a lab CA and a server certificate signed by it (loopback names always included)."""
+    made = write_lab_certificates(out, hosts, days=days)
+    click.echo(f"CA certificate:     {made.ca_cert}")
+    click.echo(f"server certificate: {made.server_cert}")
+    click.echo(f"server key:         {made.server_key}")
+    click.echo(f"server pin (orchestrator.tls.pinned_sha256): {made.server_pin}")
 
 
 for client_command in client_commands:

@@ -38,8 +38,9 @@ from cynode.nodes.admin_http import node_admin_routes
 from cynode.nodes.http import control_plane_routes
 from cynode.nodes.readiness import inference_path_problem
 from cynode.secrets import persistent_secret
-from cynode.settings import ListenSettings, Role, Settings
+from cynode.settings import ListenSettings, Role, Settings, SettingsError
 from cynode.tasks.http import tasks_routes
+from cynode.tls import ServerTls, TlsError, is_loopback
 from cynode.tokens import TokenSigner
 from cynode.web.routes import web_routes
 from cynode.worker.http import create_worker_app
@@ -145,6 +146,7 @@ class Stack:
             self.chat = ChatApi(self.context, local_worker)
             self._exits.push_async_callback(self.chat.close)
         planned = self._plan_apps()
+        self._secure_listeners(planned)
         for role, served in planned.items():
             served.bind()  # every port is claimed before anything slow starts
             self._exits.push_async_callback(served.stop)
@@ -172,8 +174,10 @@ class Stack:
         if Role.GATEWAY in self.roles:
             self._spawn("identity_listener", self._context.auth_cache.listen(dsn_of(self._context.pool)))
         if self.node is not None and self.worker is not None:
-            worker_api_url = self.apps[Role.NODE].base_url
-            manager = run_node_manager(self.settings, self.node, self.worker, self.env, worker_api_url, self.context)
+            worker_api = self.apps[Role.NODE]
+            manager = run_node_manager(
+                self.settings, self.node, self.worker, self.env, worker_api.base_url, self.context, worker_api.tls
+            )
             self._spawn("node_manager", manager)
 
     def _spawn(self, name: str, service: Coroutine[Any, Any, None]) -> None:
@@ -215,6 +219,30 @@ class Stack:
             Role.ORCHESTRATOR: self.settings.control_plane,
             Role.NODE: self.settings.worker_api,
         }[role]
+
+    def _secure_listeners(self, planned: Mapping[Role, ServedApp]) -> None:
+        """Each listener's certificate, checked now; a loud warning for clear text beyond loopback."""
+        for role, served in planned.items():
+            listen = self._listen_settings(role)
+            if listen.tls_cert_file is not None and listen.tls_key_file is not None:
+                served.tls = ServerTls(listen.tls_cert_file, listen.tls_key_file)
+                try:
+                    served.tls.check()
+                except TlsError as exc:
+                    raise SettingsError(f"{served.name} TLS: {exc}") from exc
+            elif not is_loopback(served.host):
+                log.warning(
+                    "listener_without_tls",
+                    extra={
+                        "listener": served.name,
+                        "host": served.host,
+                        "warning": f"{served.name} listens on {served.host} in clear text: tokens and passwords "
+                        "cross the network unencrypted; set its tls_cert_file and tls_key_file",
+                    },
+                )
+        if Role.NODE in planned:
+            # Bearer tokens ride on every Worker API call: plain HTTP only from this machine.
+            planned[Role.NODE].plain_http_loopback_only = True
 
     def _plan_apps(self) -> dict[Role, ServedApp]:
         settings = self.settings

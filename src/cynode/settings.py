@@ -21,6 +21,7 @@ from cynode.chat.settings import ChatSettings
 from cynode.dispatch.settings import DispatchSettings
 from cynode.identity.settings import IdentitySettings
 from cynode.nodes.settings import NodePolicySettings
+from cynode.tls import TlsError, client_context, normalize_pin
 
 Port = Annotated[int, msgspec.Meta(ge=0, le=65535)]
 ByteCount = Annotated[int, msgspec.Meta(gt=0)]
@@ -39,6 +40,17 @@ class ListenSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     host: str = "127.0.0.1"
     port: Port
     max_request_bytes: ByteCount = DEFAULT_MAX_REQUEST_BYTES
+    tls_cert_file: Path | None = None
+    """PEM certificate chain; with ``tls_key_file`` the listener serves HTTPS only."""
+    tls_key_file: Path | None = None
+
+    def __post_init__(self) -> None:
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("tls_cert_file and tls_key_file go together: give both or neither")
+
+    @property
+    def scheme(self) -> str:
+        return "https" if self.tls_cert_file is not None else "http"
 
 
 class ControlPlaneSettings(ListenSettings, kw_only=True, forbid_unknown_fields=True):
@@ -55,6 +67,26 @@ class WorkerApiSettings(ListenSettings, kw_only=True, forbid_unknown_fields=True
     port: Port = 12090
 
 
+class WorkerApiTrust(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """How the orchestrator verifies nodes' HTTPS Worker APIs: the system trust store by default."""
+
+    ca_file: Path | None = None
+    pinned_sha256: str | None = None
+    """SHA-256 of the Worker API certificate (DER); every node must then present that certificate."""
+
+    def __post_init__(self) -> None:
+        try:
+            if self.pinned_sha256 is not None:
+                self.pinned_sha256 = normalize_pin(self.pinned_sha256)
+        except TlsError as exc:
+            raise ValueError(f"worker_api_trust.pinned_sha256: {exc}") from None
+        try:
+            if self.ca_file is not None:
+                client_context(ca_file=self.ca_file)
+        except TlsError as exc:
+            raise ValueError(f"worker_api_trust.ca_file: {exc}") from None
+
+
 class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     data_dir: Path
     database_url: str | None = None
@@ -68,6 +100,7 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     nodes: NodePolicySettings = msgspec.field(default_factory=NodePolicySettings)
     dispatch: DispatchSettings = msgspec.field(default_factory=DispatchSettings)
     chat: ChatSettings = msgspec.field(default_factory=ChatSettings)
+    worker_api_trust: WorkerApiTrust = msgspec.field(default_factory=WorkerApiTrust)
 
     @property
     def control_plane_public_url(self) -> str:
@@ -76,7 +109,7 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         host = self.control_plane.host
         if host in ("0.0.0.0", "::", ""):  # noqa: S104
             host = "127.0.0.1"
-        return f"http://{host}:{self.control_plane.port}"
+        return f"{self.control_plane.scheme}://{host}:{self.control_plane.port}"
 
 
 SECRET_KEYS = frozenset({"jwt_secret", "node_registration_psk", "secret_key", "admin_password"})

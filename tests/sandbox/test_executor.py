@@ -51,7 +51,9 @@ def wait_for_running_container(podman_url: str, owner: str) -> None:
 def test_the_container_profile_is_locked_down(executor: SandboxExecutor) -> None:
     script = (
         "id -u; id -g; hostname; ulimit -n; grep -E '^(NoNewPrivs|CapEff)' /proc/self/status; "
-        "cat /sys/fs/cgroup/pids/pids.max /sys/fs/cgroup/memory/memory.limit_in_bytes; "
+        # cgroup v2 names first, then v1's: the limits must hold whichever hierarchy the host runs.
+        "cat /sys/fs/cgroup/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids/pids.max; "
+        "cat /sys/fs/cgroup/memory.max 2>/dev/null || cat /sys/fs/cgroup/memory/memory.limit_in_bytes; "
         "tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' '"
     )
     outcome = run(executor, spec(script))

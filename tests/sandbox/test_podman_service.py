@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import resource
+import shutil
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -12,13 +14,17 @@ from cynode.sandbox.podman_service import containers_conf, ping
 
 
 def test_the_generated_config_suits_this_host() -> None:
-    conf = containers_conf()
-    # This host has runc and no systemd as init (crun cannot run on its cgroup v1 hierarchy).
-    assert 'runtime = "runc"' in conf
-    assert 'cgroup_manager = "cgroupfs"' in conf
-    assert 'log_driver = "k8s-file"' in conf
+    conf = tomllib.loads(containers_conf())
+    engine = conf["engine"]
+    # runc wherever it is installed (crun cannot run on a cgroup v1 hierarchy); else crun must be there.
+    assert engine["runtime"] == ("runc" if shutil.which("runc") else "crun")
+    assert shutil.which(engine["runtime"]), f"the chosen runtime {engine['runtime']} is not installed"
+    # systemd manages cgroups only where it is init; elsewhere podman writes cgroupfs itself.
+    assert engine["cgroup_manager"] == ("systemd" if Path("/run/systemd/system").is_dir() else "cgroupfs")
+    assert conf["containers"]["log_driver"] == "k8s-file"
     hard_nofile = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
-    assert f"nofile={min(1024, hard_nofile)}:" in conf
+    nofile = 1024 if hard_nofile == resource.RLIM_INFINITY else min(1024, hard_nofile)
+    assert f"nofile={nofile}:{nofile}" in conf["containers"]["default_ulimits"]
 
 
 def test_a_managed_service_starts_answers_and_stops(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

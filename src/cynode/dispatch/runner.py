@@ -42,6 +42,7 @@ from cynode.dispatch.settings import DispatchSettings
 from cynode.dispatch.worker_client import HttpWorkerClient, WorkerCallError, WorkerClient, WorkerClients
 from cynode.nodes.dispatchable import DispatchableNode, dispatchable_nodes
 from cynode.tasks.repository import Connection
+from cynode.tls import client_context
 
 log = logging.getLogger(__name__)
 
@@ -312,7 +313,9 @@ async def run_dispatcher(ctx: OrchestratorContext, local_worker: LocalWorker | N
     """Dispatch until cancelled; ``local_worker`` is this process's own node, reached in-process."""
     settings = ctx.settings.dispatch
     timeout = httpx.Timeout(settings.worker_call_timeout_seconds, connect=settings.worker_connect_timeout_seconds)
-    async with httpx.AsyncClient(timeout=timeout, trust_env=False, follow_redirects=False) as http:
+    trust = ctx.settings.worker_api_trust
+    verify = client_context(ca_file=trust.ca_file, pinned_sha256=trust.pinned_sha256)
+    async with httpx.AsyncClient(timeout=timeout, trust_env=False, follow_redirects=False, verify=verify) as http:
         clients = WorkerClients(HttpWorkerClient(http, settings), local_worker)
         nodes = NodesSource(ctx.secret_box, ctx.settings.nodes.heartbeat_grace_seconds)
         await Dispatcher(ctx.pool, clients, nodes, settings).run()

@@ -18,6 +18,7 @@ import uvicorn
 from litestar import Litestar
 
 from cynode.http.deadlines import HEADER_READ_TIMEOUT_SECONDS, header_deadline_protocol
+from cynode.tls import PlainHttpLoopbackOnly, ServerTls
 
 MAX_CONNECTIONS = 2048
 KEEP_ALIVE_TIMEOUT_SECONDS = 5
@@ -41,6 +42,9 @@ class ServedApp:
     app: Litestar
     host: str
     port: int
+    tls: ServerTls | None = None
+    plain_http_loopback_only: bool = False
+    """Without ``tls``, answer only loopback callers (for listeners whose requests carry tokens)."""
     _socket: socket.socket | None = field(default=None, repr=False)
     _server: _QuietServer | None = field(default=None, repr=False)
     _task: asyncio.Task[None] | None = field(default=None, repr=False)
@@ -50,7 +54,7 @@ class ServedApp:
         host = "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host  # noqa: S104
         if ":" in host:
             host = f"[{host}]"
-        return f"http://{host}:{self.port}"
+        return f"{'https' if self.tls else 'http'}://{host}:{self.port}"
 
     def bind(self) -> None:
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
@@ -73,8 +77,11 @@ class ServedApp:
         if self._socket is None:
             self.bind()
         assert self._socket is not None
+        app: object = self.app
+        if self.tls is None and self.plain_http_loopback_only:
+            app = PlainHttpLoopbackOnly(self.app, self.name)
         config = uvicorn.Config(
-            self.app,
+            app,  # type: ignore[arg-type]
             log_config=None,
             access_log=False,
             lifespan="on",
@@ -89,6 +96,8 @@ class ServedApp:
             limit_concurrency=MAX_CONNECTIONS,
             timeout_keep_alive=KEEP_ALIVE_TIMEOUT_SECONDS,
             http=header_deadline_protocol(HEADER_READ_TIMEOUT_SECONDS),
+            ssl_certfile=self.tls.cert_file if self.tls else None,
+            ssl_keyfile=self.tls.key_file if self.tls else None,
         )
         self._server = _QuietServer(config)
         self._task = asyncio.create_task(self._server.serve(sockets=[self._socket]), name=f"serve-{self.name}")

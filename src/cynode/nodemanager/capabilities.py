@@ -206,8 +206,9 @@ def build_report(
         platform=host.platform,
         compute=host.compute,
         container_runtime=host.container_runtime,
-        # A sandbox-only node offers no GPU for inference (upstream rule for such nodes).
-        gpu=GpuInfo(present=False) if sandbox_only else host.gpu,
+        # A sandbox-only node offers no GPU for inference (upstream rule for such nodes); neither does one
+        # whose operator set inference.allow_gpu: false, so the orchestrator never picks a GPU variant.
+        gpu=GpuInfo(present=False) if sandbox_only or not node.allow_gpu else host.gpu,
         sandbox=SandboxSupport(
             supported=sandbox.mode != "disabled",
             features=list(host.sandbox_features),

@@ -11,10 +11,10 @@ the node should do: register again, retry later, or give up.
 from __future__ import annotations
 
 import logging
+import ssl
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http import HTTPStatus
-from pathlib import Path
 from typing import Protocol, TypeVar
 
 import httpx
@@ -38,6 +38,7 @@ from cynode.nodes.auth import AuthenticatedNode, authenticate_node
 from cynode.nodes.capabilities import ingest_report, record_heartbeat
 from cynode.nodes.delivery import acknowledge_config, deliver_config
 from cynode.nodes.registration import REGISTER_PATH, NodeEndpoints, psk_matches, register_node, resolve_registration_psk
+from cynode.tls import refused_certificate
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +63,10 @@ class ControlPlaneUnavailable(ControlPlaneError):
 
 class NodeUnauthorized(ControlPlaneError):
     """The node JWT was refused (expired, or the node row is gone); register again."""
+
+
+class ControlPlaneUntrusted(ControlPlaneError):
+    """The control plane's TLS certificate failed verification (CA, host name or pin); nothing was sent."""
 
 
 class RegistrationRefused(ControlPlaneError):
@@ -112,12 +117,13 @@ class HttpControlPlane:
         *,
         connect_timeout: float = 10.0,
         request_timeout: float = 30.0,
-        ca_bundle: Path | None = None,
+        trust: ssl.SSLContext | None = None,
     ) -> None:
+        """``trust`` verifies an HTTPS control plane; unset, the system trust store does."""
         self._register_url = orchestrator_url.rstrip("/") + REGISTER_PATH
         self._http = httpx.AsyncClient(
             timeout=httpx.Timeout(request_timeout, connect=connect_timeout),
-            verify=str(ca_bundle) if ca_bundle is not None else True,
+            verify=trust if trust is not None else True,
             # The node API never redirects; following one could send the JWT or PSK elsewhere.
             follow_redirects=False,
         )
@@ -141,6 +147,9 @@ class HttpControlPlane:
         try:
             response = await self._http.request(method, url, content=body, headers=headers)
         except httpx.TransportError as exc:
+            refused = refused_certificate(exc)
+            if refused is not None:
+                raise ControlPlaneUntrusted(f"{method} {url}: TLS certificate refused: {refused}") from exc
             raise ControlPlaneUnavailable(f"{method} {url}: {exc.__class__.__name__}: {exc}") from exc
         if response.is_success:
             return response

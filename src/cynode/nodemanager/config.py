@@ -4,13 +4,18 @@ Owns the YAML schema (upstream key names), where the file is found (``--node-con
 ``/etc/cynode/node.yaml`` when it exists, else built-in defaults for the all-in-one laptop case),
 the errors a bad file produces (naming the key), and where the registration PSK comes from. The
 PSK itself is read only when the node registers, because whether the orchestrator runs in this
-process (and so may share a generated PSK) is known only then. Keys of the upstream schema this
-node does not act on (``tls.pinned_sha256``, ``logging``, ``updates``, ...) are accepted so an
-upstream file still loads; anything else is a typo and refused.
+process (and so may share a generated PSK) is known only then.
+
+Every key is honoured or refused at start-up, never ignored: an operator who writes
+``sandbox.security.allow_privileged: true`` or ``sandbox.rootless: true`` must not believe a
+policy is in force that this node does not apply. Upstream keys whose value matches what the node
+does are accepted; other values stop start-up with a message naming the key and what is
+supported; keys outside the schema are typos and refused the same way.
 """
 
 from __future__ import annotations
 
+import os
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -24,6 +29,7 @@ from cynode.inference.settings import InferenceSettings
 from cynode.sandbox import SandboxSettings
 from cynode.secrets import persistent_secret, read_secret
 from cynode.settings import ENV_PREFIX, Settings, SettingsError, decode_path, read_yaml_mapping
+from cynode.tls import TlsError, client_context, normalize_pin
 
 T = TypeVar("T")
 
@@ -82,7 +88,46 @@ class WorkerApiSection(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown
 class StorageSection(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
     state_dir: Path | None = None
     cache_dir: Path | None = None
+    """Refused when set: images live in podman's own storage, nothing else is cached."""
     artifacts_dir: Path | None = None
+    """Refused when set: job output travels in the job result; nothing is staged on the node."""
+
+
+class LoggingSection(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
+    level: str | None = None
+    format: str | None = None
+    file_path: Path | None = None
+
+
+class UpdatesSection(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
+    enable_dynamic_config: bool = False
+    poll_interval_seconds: PositiveSeconds | None = None
+    allow_service_restart: bool = False
+
+
+class SecuritySection(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
+    allow_privileged: bool = False
+    allow_host_network: bool = False
+    allow_device_mounts: bool = False
+
+
+class MountsSection(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
+    allowed_host_paths: tuple[str, ...] = ()
+    read_only_by_default: bool = True
+
+
+class SandboxPolicySection(msgspec.Struct, kw_only=True, frozen=True):
+    """The upstream ``sandbox`` keys the node answers for itself; the rest go to ``SandboxSettings``."""
+
+    runtime: str = "podman"
+    rootless: bool | None = None
+    security: SecuritySection = SecuritySection()
+    mounts: MountsSection = MountsSection()
+    allowed_egress_domains: tuple[str, ...] = ()
+
+
+_SANDBOX_POLICY_KEYS = frozenset(field.name for field in msgspec.structs.fields(SandboxPolicySection))
+_LOG_LEVEL_ALIASES = {"warn": "warning"}
 
 
 class NodeYaml(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
@@ -92,10 +137,11 @@ class NodeYaml(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=
     worker_api: WorkerApiSection = WorkerApiSection()
     sandbox: dict[str, Any] = {}
     """Decoded into ``SandboxSettings`` once the state dir (the mount root's default parent) is known."""
-    inference: InferenceSettings = InferenceSettings()
+    inference: dict[str, Any] = {}
+    """Decoded into ``InferenceSettings`` after ``allow_gpu``, which the node applies itself, is taken out."""
     storage: StorageSection = StorageSection()
-    logging: dict[str, Any] | None = None
-    updates: dict[str, Any] | None = None
+    logging: LoggingSection = LoggingSection()
+    updates: UpdatesSection = UpdatesSection()
 
 
 # --- What the node runs with -----------------------------------------------------------------
@@ -154,6 +200,10 @@ class NodeConfig:
     connect_timeout_seconds: float = 10.0
     request_timeout_seconds: float = 30.0
     ca_bundle: Path | None = None
+    pinned_sha256: str | None = None
+    """Normalized pin of the control plane's certificate (``orchestrator.tls.pinned_sha256``)."""
+    allow_gpu: bool = True
+    """``inference.allow_gpu``; false reports no GPU, so the orchestrator never picks a GPU variant."""
 
 
 def load_node_config(settings: Settings, env: Mapping[str, str]) -> NodeConfig:
@@ -207,14 +257,106 @@ def _http_url(value: str, source: str, key: str) -> str:
     return value.strip().rstrip("/")
 
 
+def _refuse_unknown_keys(raw: Mapping[str, Any], struct_type: type[msgspec.Struct], source: str, prefix: str) -> None:
+    """``struct_type`` may let unknown keys pass (other loaders share it); the node YAML never does."""
+    fields = {field.name: field.type for field in msgspec.structs.fields(struct_type)}
+    for key, value in raw.items():
+        if key not in fields:
+            reason = _UNSUPPORTED_UPSTREAM_KEYS.get(prefix + key, "unknown key (not part of the node config schema)")
+            _fail(source, prefix + key, reason)
+        nested = fields[key]
+        if isinstance(value, dict) and isinstance(nested, type) and issubclass(nested, msgspec.Struct):
+            _refuse_unknown_keys(value, nested, source, f"{prefix}{key}.")
+
+
+_UNSUPPORTED_UPSTREAM_KEYS = {
+    "inference.max_concurrency": "not supported: the local backend serves requests as they come; remove the key",
+}
+
+
+def _unsupported_values(document: NodeYaml, policy: SandboxPolicySection, settings: Settings) -> list[tuple[str, str]]:
+    """(key, reason) for every value this node cannot honour, in file order."""
+    as_root = os.geteuid() == 0
+    external_podman = "podman_socket" in document.sandbox
+    security, logging, updates, storage = policy.security, document.logging, document.updates, document.storage
+    level = _LOG_LEVEL_ALIASES.get((logging.level or "").lower(), (logging.level or "").lower())
+    only_false = "only false is supported"
+    checks = [
+        ("node.metadata", bool(document.node and document.node.metadata),
+         "not reported to the orchestrator by this node; remove the key"),
+        ("sandbox.runtime", policy.runtime != "podman",
+         f"this node runs sandboxes on podman only, got {policy.runtime!r}"),
+        ("sandbox.rootless", policy.rootless is not None and external_podman,
+         "cannot be checked against an external podman service (sandbox.podman_socket); remove one of the two"),
+        ("sandbox.rootless", policy.rootless is True and as_root,
+         "rootless sandboxes need the node to run as an unprivileged user; this node runs as root, so its podman is "
+         "rootful (jobs still run as an unprivileged user inside); set it to false or run the node unprivileged"),
+        ("sandbox.rootless", policy.rootless is False and not as_root,
+         "rootful sandboxes need the node to run as root; set it to true or run the node as root"),
+        ("sandbox.security.allow_privileged", security.allow_privileged,
+         f"sandboxes never run privileged; {only_false}"),
+        ("sandbox.security.allow_host_network", security.allow_host_network,
+         f"sandboxes never share the host network; {only_false}"),
+        ("sandbox.security.allow_device_mounts", security.allow_device_mounts,
+         f"sandboxes never get host devices; {only_false}"),
+        ("sandbox.mounts.allowed_host_paths", bool(policy.mounts.allowed_host_paths),
+         "host paths are never mounted into sandboxes (only their own /workspace and /job); only [] is supported"),
+        ("sandbox.allowed_egress_domains", bool(policy.allowed_egress_domains),
+         "there is no egress proxy (network policies are none and restricted); only [] is supported"),
+        ("storage.cache_dir", storage.cache_dir is not None,
+         "not used: images live in podman's storage; remove the key"),
+        ("storage.artifacts_dir", storage.artifacts_dir is not None,
+         "not used: job output travels in the job result; remove the key"),
+        ("logging.level", bool(level) and level != settings.log_level.lower(),
+         f"this process logs at {settings.log_level!r}; set the level with --log-level or CYNODE_LOG_LEVEL"),
+        ("logging.format", logging.format not in (None, "json"), "logs are JSON lines only; only json is supported"),
+        ("logging.file_path", logging.file_path is not None,
+         "logs go to stderr for the service manager to keep; remove the key"),
+        ("updates.enable_dynamic_config", updates.enable_dynamic_config,
+         f"the node applies its configuration at registration only; {only_false}"),
+        ("updates.poll_interval_seconds", updates.poll_interval_seconds is not None,
+         "the node does not poll for configuration; remove the key"),
+        ("updates.allow_service_restart", updates.allow_service_restart, only_false),
+    ]  # fmt: skip
+    return [(key, reason) for key, refused, reason in checks if refused]
+
+
+def _control_plane_trust(tls: TlsSection, url: str, source: str) -> tuple[Path | None, str | None]:
+    """The CA file and normalized pin the node verifies the control plane with, both checked now."""
+    if tls.ca_bundle_path is None and tls.pinned_sha256 is None:
+        return None, None
+    if not url.startswith("https://"):
+        _fail(source, "orchestrator.tls", f"applies to an https:// orchestrator.url only, got {url!r}")
+    pin = None
+    if tls.pinned_sha256 is not None:
+        try:
+            pin = normalize_pin(tls.pinned_sha256)
+        except TlsError as exc:
+            _fail(source, "orchestrator.tls.pinned_sha256", str(exc))
+    try:
+        client_context(ca_file=tls.ca_bundle_path, pinned_sha256=pin)
+    except TlsError as exc:
+        _fail(source, "orchestrator.tls.ca_bundle_path", str(exc))
+    return tls.ca_bundle_path, pin
+
+
 def _resolve(document: NodeYaml, settings: Settings, env: Mapping[str, str], source: str) -> NodeConfig:
     orchestrator = document.orchestrator
     worker_api = document.worker_api
     state_dir = document.storage.state_dir or settings.data_dir / "node"
     sandbox_raw = dict(document.sandbox)
+    policy_raw = {key: sandbox_raw.pop(key) for key in _SANDBOX_POLICY_KEYS & sandbox_raw.keys()}
+    policy = _decode(policy_raw, SandboxPolicySection, source, "sandbox.")
+    _refuse_unknown_keys(sandbox_raw, SandboxSettings, source, "sandbox.")
     sandbox_raw.setdefault("mount_root", str(state_dir / "sandbox_mounts"))
     if env.get(MOUNT_ROOT_VARIABLE):
         sandbox_raw["mount_root"] = env[MOUNT_ROOT_VARIABLE]
+    inference_raw = dict(document.inference)
+    allow_gpu = _decode(inference_raw.pop("allow_gpu", True), bool, source, "inference.allow_gpu")
+    _refuse_unknown_keys(inference_raw, InferenceSettings, source, "inference.")
+    refused = _unsupported_values(document, policy, settings)
+    if refused:
+        _fail(source, *refused[0])
     if orchestrator.registration_psk_env is not None and orchestrator.registration_psk_file is not None:
         _fail(source, "orchestrator.registration_psk_file", "give either registration_psk_env or _file, not both")
     node = document.node
@@ -222,20 +364,24 @@ def _resolve(document: NodeYaml, settings: Settings, env: Mapping[str, str], sou
     if not slug:
         _fail(source, "node.id", "must not be empty")
     public_url = worker_api.public_base_url
+    orchestrator_url = _http_url(orchestrator.url or settings.control_plane_public_url, source, "orchestrator.url")
+    ca_bundle, pin = _control_plane_trust(orchestrator.tls, orchestrator_url, source)
     return NodeConfig(
         slug=slug,
         name=node.name if node is not None else None,
         labels=node.labels if node is not None else (),
         sandbox=_decode(sandbox_raw, SandboxSettings, source, "sandbox."),
-        inference=document.inference,
+        inference=_decode(inference_raw, InferenceSettings, source, "inference."),
         worker_api_host=worker_api.listen_host or settings.worker_api.host,
         worker_api_port=settings.worker_api.port if worker_api.listen_port is None else worker_api.listen_port,
         worker_api_max_request_bytes=worker_api.max_request_bytes or settings.worker_api.max_request_bytes,
         worker_api_public_url=_http_url(public_url, source, "worker_api.public_base_url") if public_url else None,
-        orchestrator_url=_http_url(orchestrator.url or settings.control_plane_public_url, source, "orchestrator.url"),
+        orchestrator_url=orchestrator_url,
         psk_source=PskSource(orchestrator.registration_psk_env, orchestrator.registration_psk_file),
         state_dir=state_dir,
         connect_timeout_seconds=orchestrator.timeouts.connect_seconds,
         request_timeout_seconds=orchestrator.timeouts.request_seconds,
-        ca_bundle=orchestrator.tls.ca_bundle_path,
+        ca_bundle=ca_bundle,
+        pinned_sha256=pin,
+        allow_gpu=allow_gpu,
     )

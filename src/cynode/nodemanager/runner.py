@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import ssl
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -51,7 +52,9 @@ from cynode.nodemanager.client import (
 from cynode.nodemanager.config import NodeConfig
 from cynode.nodemanager.state import AppliedConfigStore, NodeSecretStore, StaleConfigError
 from cynode.nodes.capabilities import capability_hash
+from cynode.sandbox.images import ImageSource
 from cynode.settings import Settings
+from cynode.tls import ServerTls, certificate_file_sha256, client_context
 from cynode.worker.service import WorkerService
 
 log = logging.getLogger(__name__)
@@ -117,6 +120,7 @@ class NodeManager:
         psk: str,
         worker_api_url: str,
         timing: Timing,
+        worker_api_trust: ssl.SSLContext | None = None,
     ) -> None:
         self.node = node
         self.worker = worker
@@ -124,6 +128,7 @@ class NodeManager:
         self.client = client
         self._psk = psk
         self._worker_api_url = worker_api_url
+        self._worker_api_trust = worker_api_trust
         self._timing = timing
         self._backoff = _Backoff(timing)
         self._store = AppliedConfigStore(node.state_dir)
@@ -140,7 +145,9 @@ class NodeManager:
 
     async def start(self) -> None:
         """Checks, capabilities, registration, config apply and ack; raises NodeStartupError."""
-        problem = await startup_problem(self.worker, self._worker_api_url, owner=self.node.slug)
+        problem = await startup_problem(
+            self.worker, self._worker_api_url, owner=self.node.slug, worker_api_trust=self._worker_api_trust
+        )
         if problem is not None:
             raise NodeStartupError(f"node start-up check failed: {problem}")
         await self._connect("startup")
@@ -219,6 +226,7 @@ class NodeManager:
                 max_request_bytes=constraints.max_request_bytes,
                 max_job_timeout_seconds=constraints.max_job_timeout_seconds,
             )
+            self.worker.set_image_source(ImageSource.from_config(self.node.sandbox.allowed_images, config))
         except (StaleConfigError, InferenceStartError, ValueError) as exc:
             error_type = _failure_type(exc)
             await self._ack_failure(config, ConfigAckError(type=error_type, message=str(exc)))
@@ -332,7 +340,7 @@ def control_plane_client(node: NodeConfig, local_control_plane: OrchestratorCont
         node.orchestrator_url,
         connect_timeout=node.connect_timeout_seconds,
         request_timeout=node.request_timeout_seconds,
-        ca_bundle=node.ca_bundle,
+        trust=client_context(ca_file=node.ca_bundle, pinned_sha256=node.pinned_sha256),
     )
 
 
@@ -343,11 +351,13 @@ async def run_node_manager(
     env: Mapping[str, str],
     worker_api_url: str,
     local_control_plane: OrchestratorContext | None,
+    worker_api_tls: ServerTls | None = None,
 ) -> None:
     """Register, apply config and stay in touch until cancelled; raising means the node must stop.
 
     ``worker_api_url`` is where this process's Worker API actually listens (after binding);
-    ``local_control_plane`` is set when the orchestrator role runs in this process.
+    ``local_control_plane`` is set when the orchestrator role runs in this process;
+    ``worker_api_tls`` is the Worker API's certificate, pinned when the node checks its own listener.
     """
     psk = node.psk_source.read(env, settings.data_dir, co_located=local_control_plane is not None)
     inference = NodeInference(node.inference, node.state_dir, podman_url=worker.podman_url)
@@ -360,6 +370,9 @@ async def run_node_manager(
         psk=psk,
         worker_api_url=worker_api_url,
         timing=Timing.for_grace(settings.nodes.heartbeat_grace_seconds),
+        worker_api_trust=(
+            client_context(pinned_sha256=certificate_file_sha256(worker_api_tls.cert_file)) if worker_api_tls else None
+        ),
     )
     try:
         await manager.run()

@@ -37,9 +37,10 @@ from cynode.contracts.nodes import (
     NodeConstraints,
     NodePolicy,
     SandboxPolicy,
+    SandboxRegistry,
     WorkerApiConfig,
 )
-from cynode.nodes.settings import NodePolicySettings
+from cynode.nodes.settings import NodePolicySettings, SandboxPolicySettings
 
 SANDBOX_ONLY_LABEL = "sandbox_only"
 ALL_VARIANTS: frozenset[InferenceVariant] = frozenset({"rocm", "cuda", "cpu"})
@@ -113,6 +114,8 @@ class ConfigContent(msgspec.Struct, kw_only=True, omit_defaults=True):
     worker_api: WorkerApiConfig
     constraints: NodeConstraints
     inference_backend: InferenceBackend | None = None
+    sandbox_registries: list[SandboxRegistry] = []
+    require_digest_pinning: bool | None = None
 
 
 def build_config_content(
@@ -145,7 +148,14 @@ def build_config_content(
             max_request_bytes=policy.max_request_bytes, max_job_timeout_seconds=policy.max_job_timeout_seconds
         ),
         inference_backend=decide_inference_backend(report, policy, selected_model),
+        sandbox_registries=_sandbox_registries(sandbox),
+        require_digest_pinning=sandbox.require_digest_pinning or None,
     )
+
+
+def _sandbox_registries(sandbox: SandboxPolicySettings) -> list[SandboxRegistry]:
+    tokens = sandbox.registry_tokens()
+    return [SandboxRegistry(registry_url=url, pull_token=tokens.get(url)) for url in sandbox.registries]
 
 
 def content_hash(content: ConfigContent) -> str:
@@ -163,6 +173,8 @@ def configuration_payload(content: ConfigContent, config_version: str, issued_at
         worker_api=content.worker_api,
         inference_backend=content.inference_backend,
         constraints=content.constraints,
+        sandbox_registries=content.sandbox_registries,
+        require_digest_pinning=content.require_digest_pinning,
     )
 
 

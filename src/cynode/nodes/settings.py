@@ -7,6 +7,7 @@ ends up in a node's configuration gives that node a new ``config_version`` on it
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Literal
 
 import msgspec
@@ -28,6 +29,23 @@ class SandboxPolicySettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=
     default_network_policy: NetworkPolicy = "none"
     allow_privileged: bool = False
     allow_host_network: bool = False
+    registries: list[str] = []
+    """Registry URLs nodes pull missing sandbox images from, in rank order (``http://`` skips TLS)."""
+    require_digest_pinning: bool = False
+    """Nodes then run only images referenced by ``@sha256:`` digest."""
+    registry_token_files: dict[str, Path] = {}
+    """Pull token per registry URL, each read from its file when a node's config is built (so a
+    rotated token reaches nodes as a new config version); tokens never go in settings files."""
+
+    def __post_init__(self) -> None:
+        for url, path in self.registry_token_files.items():
+            if url not in self.registries:
+                raise ValueError(f"registry_token_files names {url}, which is not in registries")
+            if not path.is_file():
+                raise ValueError(f"registry_token_files: the token file for {url} ({path}) is not a readable file")
+
+    def registry_tokens(self) -> dict[str, str]:
+        return {url: path.read_text(encoding="utf-8").strip() for url, path in self.registry_token_files.items()}
 
 
 class NodePolicySettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):

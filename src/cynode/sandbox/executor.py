@@ -22,7 +22,6 @@ All methods block; the Worker API calls them from worker threads.
 from __future__ import annotations
 
 import contextlib
-import fnmatch
 import logging
 import os
 import shutil
@@ -40,6 +39,7 @@ from podman import PodmanClient
 from podman.errors import APIError, NotFound
 
 from cynode.inference.upstream import unix_socket_url
+from cynode.sandbox.images import ImageSource
 from cynode.sandbox.output import CapturedOutput, OutputCapture
 from cynode.sandbox.settings import SandboxSettings
 
@@ -206,6 +206,8 @@ class SandboxExecutor:
         self.settings = settings
         self._url = podman_url
         self.owner = owner
+        self.images = ImageSource(node_allowed=settings.allowed_images)
+        """Allowlists and registries; the node manager adds the orchestrator's once its config is applied."""
         self._lock = threading.Lock()
         self._running: dict[str, RunningJob] = {}
 
@@ -248,8 +250,7 @@ class SandboxExecutor:
             job.stop("shutdown")
 
     def image_allowed(self, image: str) -> bool:
-        patterns = self.settings.allowed_images
-        return not patterns or any(fnmatch.fnmatchcase(image, pattern) for pattern in patterns)
+        return self.images.refusal(image) is None
 
     # Host directories ------------------------------------------------------------------------
 
@@ -363,8 +364,10 @@ class SandboxExecutor:
         # The proxy outlives the container: it is stopped only after the container is removed.
         with self._client() as client, contextlib.ExitStack() as job_services:
             try:
-                if not client.images.exists(spec.image):
-                    return self._not_run(started_at, self._missing_image(spec.image))
+                missing = not client.images.exists(spec.image)
+                problem = self.images.pull(client, spec.image) if missing else None
+                if problem is not None:
+                    return self._not_run(started_at, self._missing_image(spec.image, problem))
                 if spec.inference_proxy is not None and dirs.run is not None:
                     problem = self._serve_inference_proxy(job_services, spec.inference_proxy, dirs.run)
                     if problem is not None:
@@ -446,9 +449,9 @@ class SandboxExecutor:
         status: JobStatus = "completed" if exit_code == 0 else "failed"
         return JobOutcome(status, exit_code, stdout, stderr, started_at, ended_at)
 
-    def _missing_image(self, image: str) -> str:
+    def _missing_image(self, image: str, problem: str) -> str:
         hint = " (build it with scripts/build-sandbox-image.sh)" if image == self.settings.default_image else ""
-        return f"image {image} is not present on this node{hint}"
+        return f"{problem}{hint}"
 
     def _not_run(self, started_at: datetime, reason: str) -> JobOutcome:
         empty = OutputCapture(self.settings.max_output_bytes)

@@ -1,8 +1,8 @@
 """Settings of the sandbox executor: the node startup YAML's ``sandbox:`` section.
 
-Owns the keys (upstream ``node.yaml`` names), their defaults and the timeout arithmetic. Keys of
-the upstream schema this executor does not act on (``runtime``, ``rootless``, ``mounts``, ...) are
-accepted and ignored, so an upstream example file still loads.
+Owns the keys (upstream ``node.yaml`` names), their defaults and the timeout arithmetic. The
+upstream keys this executor does not act on (``runtime``, ``rootless``, ``security``, ``mounts``,
+...) are taken out before decoding by ``cynode.nodemanager.config``, which honours or refuses them.
 """
 
 from __future__ import annotations

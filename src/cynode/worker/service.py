@@ -42,6 +42,7 @@ from cynode.sandbox import (
     SandboxExecutor,
     SandboxSettings,
 )
+from cynode.sandbox.images import ImageSource
 
 log = logging.getLogger(__name__)
 
@@ -114,6 +115,10 @@ class WorkerService:
     def podman_url(self) -> str:
         """The podman API jobs run through (the node's inference container can use it too)."""
         return self._podman.url
+
+    def set_image_source(self, source: ImageSource) -> None:
+        """Allowlists and registries once the orchestrator's configuration is applied."""
+        self._executor.images = source
 
     def set_inference(self, inference: NodeInference | None) -> None:
         """The node's inference backend that ``use_inference`` jobs reach through their proxy."""
@@ -216,8 +221,9 @@ class WorkerService:
                     "sandbox.env names must be non-empty without '=' or NUL, and values without NUL",
                 )
         image = sandbox.image or self.settings.default_image
-        if not self._executor.image_allowed(image):
-            raise ProblemError(HTTPStatus.BAD_REQUEST, f"image {image} is not allowed by this node's sandbox policy")
+        refusal = self._executor.images.refusal(image)
+        if refusal is not None:
+            raise ProblemError(HTTPStatus.BAD_REQUEST, refusal)
         # Both network policies mean "no network" for now, so neither changes the container profile.
         constraint = self._config.max_job_timeout_seconds if self._config else None
         proxy = self._proxy_server(upstream, request.job_id) if sandbox.use_inference and upstream else None
