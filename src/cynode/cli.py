@@ -16,7 +16,7 @@ from typing import Any
 import click
 
 from cynode import __version__
-from cynode.client.admin_commands import admin_commands
+from cynode.client.admin_commands import admin_commands, user
 from cynode.client.chat import chat, models
 from cynode.client.commands import client_commands
 from cynode.client.status import status
@@ -182,12 +182,7 @@ main.add_command(models)
 for operator_command in [*admin_commands, status, sandbox]:
     main.add_command(operator_command)
 
-
-@main.group()
-def user() -> None:
-    """Manage user accounts."""
-
-
+# The host-side unlock reaches the database directly, for when every admin is locked out.
 user.add_command(unlock_user)
 
 
