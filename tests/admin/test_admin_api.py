@@ -108,8 +108,10 @@ def test_drain_disable_enable_gate_dispatch_and_readiness(
     assert _readyz(admin_stack).text == NO_INFERENCE_PATH
     assert _ok(_call(http, admin, "POST", "/v1/nodes/gpu-1/drain"))["changed"] is False
 
-    # The operator's word outlives the node re-registering.
+    # The operator's word outlives the node re-registering (which rotates its token: a new config).
     assert node.register(capability_report("gpu-1", inference_running=True, available_models=[PM_MODEL])).is_success
+    node.fetch_config()
+    assert node.ack("applied").status_code == 204
     by_id = _ok(_call(http, admin, "GET", f"/v1/nodes/{listed['node_id']}"))
     assert by_id["admin_state"] == "draining"
 

@@ -27,6 +27,7 @@ DB = psycopg.Connection[dict[str, Any]]
 EXAMPLES_PER_OPERATION = 4
 # Requests that end the fuzzer's own session would only turn the rest of the run into 401s.
 SKIPPED = frozenset({("POST", "/v1/auth/logout"), ("POST", "/v1/users/{user_id}/revoke_sessions")})
+OPENAI_SHAPED_PATHS = ("/chat/completions", "/v1/models")
 # What a refused request must not change (auth_audit_log records refusals on purpose; heartbeats
 # and reports move nodes.last_seen_at).
 FINGERPRINT = """
@@ -43,6 +44,18 @@ FINGERPRINT = """
 @pytest.fixture
 def stack(stack_factory: StackFactory) -> RunningStack:
     return start_task_stack(stack_factory)
+
+
+def assert_refusal_shape(path: str, response: Any, where: str) -> None:
+    """A problem document, except the OpenAI error object on the OpenAI-compatible routes (CONTRACT.md section 8)."""
+    if path.endswith(OPENAI_SHAPED_PATHS):
+        assert response.headers["content-type"] == ["application/json"], where
+        assert {"message", "type", "param", "code"} <= response.json()["error"].keys(), where
+        return
+    assert response.headers["content-type"] == ["application/problem+json"], where
+    problem = response.json()
+    assert problem["status"] == response.status_code, where
+    assert {"type", "title"} <= problem.keys(), where
 
 
 def fuzz(base_url: str, headers: dict[str, str], db: DB) -> int:
@@ -68,10 +81,7 @@ def fuzz(base_url: str, headers: dict[str, str], db: DB) -> int:
                 where = f"{case.method} {case.formatted_path} -> {response.status_code}: {response.text[:300]}"
                 assert response.status_code < 500, where
                 if response.status_code >= 400:
-                    assert response.headers["content-type"] == ["application/problem+json"], where
-                    problem = response.json()
-                    assert problem["status"] == response.status_code, where
-                    assert {"type", "title"} <= problem.keys(), where
+                    assert_refusal_shape(operation.path, response, where)
                     assert db.execute(FINGERPRINT).fetchone() == before, where
 
             try:
