@@ -81,7 +81,7 @@ def fuzz(base_url: str, headers: dict[str, str], db: DB) -> int:
                 where = f"{case.method} {case.formatted_path} -> {response.status_code}: {response.text[:300]}"
                 assert response.status_code < 500, where
                 if response.status_code >= 400:
-                    assert_refusal_shape(operation.path, response, where)
+                    assert_refusal_shape(case.path, response, where)
                     assert db.execute(FINGERPRINT).fetchone() == before, where
 
             try:
