@@ -115,14 +115,17 @@ class ChatRouter:
 
     async def routes(self, requested: str) -> list[Route]:
         """Every node that can answer ``requested``, with the model id to ask it for."""
-        nodes = await self._inference_nodes()
+        ctx = self._ctx
+        async with ctx.pool.connection() as conn:
+            nodes = await dispatchable_nodes(conn, ctx.secret_box, ctx.settings.nodes.heartbeat_grace_seconds)
+            if requested == DEFAULT_CHAT_MODEL:
+                system_settings = await nodes_repository.project_manager_settings(conn)
+        nodes = [node for node in nodes if node.inference_running]
         if requested != DEFAULT_CHAT_MODEL:
             routes = [Route(node, requested) for node in nodes if requested in node.available_models]
             if not routes:
                 raise ChatError(HTTPStatus.NOT_FOUND, f"The model '{requested}' does not exist", param="model")
             return routes
-        async with self._ctx.pool.connection() as conn:
-            system_settings = await nodes_repository.project_manager_settings(conn)
         try:
             policy = ProjectManagerPolicy.from_settings(system_settings, self._ctx.settings.nodes.project_manager_model)
         except InvalidProjectManagerSetting as exc:

@@ -46,8 +46,8 @@ from cynode.tasks.service import decode_cursor, encode_cursor
 log = logging.getLogger(__name__)
 
 PROJECT_HEADER: Final = "openai-project"
-_TITLE_CHARS = 80
-_STORED_ROLES = frozenset({"user", "system"})
+# How a request's last message is stored: as the role it names, instructions as ``system``.
+_STORED_ROLES = {"user": "user", "assistant": "assistant", "system": "system", "developer": "system"}
 
 
 @dataclass(frozen=True)
@@ -68,6 +68,7 @@ class ChatService:
         self._settings = settings
         self._orchestrator = orchestrator
         self._pending: set[asyncio.Task[None]] = set()
+        self._default_projects: dict[uuid.UUID, uuid.UUID] = {}
 
     async def prepare(self, user: CurrentUser, request: ChatCompletionRequest, project: str | None) -> PreparedChat:
         if not request.messages:
@@ -82,14 +83,11 @@ class ChatService:
         if kinds:
             log.info("chat_secrets_redacted", extra={"user_id": str(user.id), "kinds": sorted(kinds)})
         last = messages[-1]
+        stored = (_STORED_ROLES.get(last.role, "user"), last.text(), {"model_id": model})
         async with self._pool.connection() as conn:
             project_id = await self._project(conn, user, project)
-            title = next((m.text() for m in messages if m.role == "user"), last.text())[:_TITLE_CHARS]
-            thread_id = await repository.active_thread(
-                conn, user.id, project_id, self._settings.thread_idle_seconds, title
-            )
-            if last.role in _STORED_ROLES:
-                await repository.append_messages(conn, thread_id, [(last.role, last.text(), {"model_id": model})])
+            idle = self._settings.thread_idle_seconds
+            thread_id = await repository.store_in_active_thread(conn, user.id, project_id, idle, stored)
         return PreparedChat(
             request=msgspec.structs.replace(request, messages=messages, model=model),
             model=model,
@@ -102,7 +100,11 @@ class ChatService:
     async def _project(self, conn: repository.Connection, user: CurrentUser, project: str | None) -> uuid.UUID:
         reference = (project or "").strip()
         if not reference:
-            return await tasks_repository.ensure_default_project(conn, user.id)
+            # A default project is created once and never changes: asked for once per user and process.
+            default = self._default_projects.get(user.id)
+            if default is None:
+                default = self._default_projects[user.id] = await tasks_repository.ensure_default_project(conn, user.id)
+            return default
         try:
             by_id = uuid.UUID(reference)
         except ValueError:
