@@ -175,3 +175,23 @@ def test_stream_chunks_arrive_before_the_last_one_is_generated(chat_stack: Runni
     assert len(events) > 4
     # Relayed as generated: the first token came long before the last one (not one buffered burst).
     assert arrivals[-2] - arrivals[0] > (arrivals[-1] - arrivals[0]) / 2
+
+
+def test_warm_up_answers_at_once_and_is_safe_to_repeat(chat_gateway: httpx.Client, chat_admin: Session) -> None:
+    for body in (None, {"model": MODEL_ALIAS}, {"model": MODEL_ALIAS}, {"model": "no-such-model"}):
+        response = chat_gateway.post("/v1/chat/warm", json=body, headers=chat_admin.headers)
+        assert response.status_code == 202, response.text
+        assert response.json()["status"] == "warming"
+    assert chat_gateway.post("/v1/chat/warm").status_code == 401
+    bad = chat_gateway.post(
+        "/v1/chat/warm", content=b"{", headers={**chat_admin.headers, "Content-Type": "application/json"}
+    )
+    assert bad.status_code == 400
+    # A chat right after warm-ups still completes.
+    completion = chat_gateway.post(
+        "/v1/chat/completions",
+        json={"messages": [{"role": "user", "content": "hi"}], "max_tokens": 4},
+        headers=chat_admin.headers,
+        timeout=120,
+    )
+    assert completion.status_code == 200, completion.text
