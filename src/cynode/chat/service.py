@@ -15,7 +15,7 @@ import uuid
 from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 from http import HTTPStatus
-from typing import Final
+from typing import Final, TypeVar
 
 import msgspec
 
@@ -182,8 +182,7 @@ class ChatService:
         after = decode_cursor(cursor) if cursor is not None else None
         async with self._pool.connection() as conn:
             rows = await repository.list_threads(conn, user.id, after, limit)
-        page, more = rows[:limit], len(rows) > limit
-        next_cursor = encode_cursor(PageAfter(page[-1].created_at, page[-1].id)) if more else None
+        page, next_cursor = _page(rows, limit)
         return ChatThreadPage(
             threads=[
                 ChatThread(
@@ -209,8 +208,7 @@ class ChatService:
             if not await repository.thread_of_user(conn, thread_id, user.id):
                 raise not_found
             rows = await repository.list_messages(conn, thread_id, after, limit)
-        page, more = rows[:limit], len(rows) > limit
-        next_cursor = encode_cursor(PageAfter(page[-1].created_at, page[-1].id)) if more else None
+        page, next_cursor = _page(rows, limit)
         return ChatMessagePage(
             messages=[
                 StoredChatMessage(
@@ -225,3 +223,14 @@ class ChatService:
             ],
             next_cursor=next_cursor,
         )
+
+
+_Row = TypeVar("_Row", repository.ThreadRow, repository.MessageRow)
+
+
+def _page(rows: list[_Row], limit: int) -> tuple[list[_Row], str | None]:
+    """The first ``limit`` of ``limit + 1`` rows, and the cursor after them when more follow."""
+    page = rows[:limit]
+    if len(rows) <= limit:
+        return page, None
+    return page, encode_cursor(PageAfter(page[-1].created_at, page[-1].id))
