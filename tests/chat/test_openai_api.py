@@ -195,3 +195,28 @@ def test_warm_up_answers_at_once_and_is_safe_to_repeat(chat_gateway: httpx.Clien
         timeout=120,
     )
     assert completion.status_code == 200, completion.text
+
+
+@pytest.mark.parametrize("authorization", [None, "Bearer not-the-node-token"])
+def test_the_worker_inference_route_needs_the_nodes_token(chat_stack: RunningStack, authorization: str | None) -> None:
+    headers = {"Authorization": authorization} if authorization else {}
+    response = chat_stack.client(Role.NODE).post(
+        "/v1/worker/inference/chat/completions", json={"messages": [{"role": "user", "content": "hi"}]}, headers=headers
+    )
+    assert response.status_code == 401
+    assert response.headers["content-type"] == "application/problem+json"
+
+
+def test_the_worker_inference_route_answers_the_orchestrators_call(chat_stack: RunningStack) -> None:
+    assert chat_stack.stack.chat is not None
+    route = chat_stack.run(chat_stack.stack.chat.router.routes(MODEL_ALIAS))[0]
+    headers = {"Authorization": f"Bearer {route.node.bearer_token()}"}
+    worker = chat_stack.client(Role.NODE)
+    path = "/v1/worker/inference/chat/completions"
+
+    assert worker.post(path, json={"messages": "hi"}, headers=headers).status_code == 400
+    answered = worker.post(
+        path, json={"messages": [{"role": "user", "content": QUESTION}], "max_tokens": 8}, headers=headers, timeout=120
+    )
+    assert answered.status_code == 200, answered.text
+    assert answered.json()["choices"][0]["message"]["content"].strip()
