@@ -12,7 +12,7 @@ import openai
 import pytest
 
 from cynode.settings import Role
-from tests.fixtures.chat import openai_client
+from tests.fixtures.chat import openai_client, settle
 from tests.fixtures.identity import Session
 from tests.fixtures.inference import MODEL_ALIAS
 from tests.fixtures.stack import RunningStack
@@ -116,8 +116,15 @@ def test_the_official_client_sees_an_authentication_error(chat_stack: RunningSta
     ],
 )
 def test_bad_requests_change_nothing_and_answer_in_the_openai_shape(
-    chat_gateway: httpx.Client, chat_admin: Session, chat_db: Any, body: bytes, status: int, code: str
+    chat_stack: RunningStack,
+    chat_gateway: httpx.Client,
+    chat_admin: Session,
+    chat_db: Any,
+    body: bytes,
+    status: int,
+    code: str,
 ) -> None:
+    settle(chat_stack)
     before = chat_db.execute("SELECT count(*) AS n FROM chat_messages").fetchone()["n"]
     headers = {**chat_admin.headers, "Content-Type": "application/json"}
     response = chat_gateway.post("/v1/chat/completions", content=body, headers=headers)

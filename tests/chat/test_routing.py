@@ -25,6 +25,7 @@ from tests.fixtures.chat import (
     CHAT_ENV,
     FAKE_MODEL,
     FakeModelServer,
+    eventually,
     start_fake_node,
     wait_for_model,
 )
@@ -103,9 +104,13 @@ def test_secrets_reach_the_node_and_the_database_only_redacted(
         "SELECT content FROM chat_messages WHERE role = 'user' ORDER BY created_at DESC LIMIT 1"
     ).fetchone()["content"]
     assert stored == sent
-    audit = chat_db.execute(
-        "SELECT redaction_applied, redaction_kinds, outcome FROM chat_audit_log ORDER BY created_at DESC LIMIT 1"
-    ).fetchone()
+    audit = eventually(
+        lambda: chat_db.execute(
+            "SELECT redaction_applied, redaction_kinds, outcome FROM chat_audit_log "
+            "WHERE redaction_applied ORDER BY created_at DESC LIMIT 1"
+        ).fetchone(),
+        "the chat's audit record",
+    )
     assert audit["redaction_applied"] is True
     assert sorted(audit["redaction_kinds"]) == ["github_token", "openai_api_key"]
     assert audit["outcome"] == "completed"

@@ -119,10 +119,10 @@ class ChatService:
         try:
             completion = await self._orchestrator.complete(prepared.request, authorization)
         except ChatError as exc:
-            await self.record(prepared, None, f"error_{exc.status}")
+            self._record_later(prepared, None, f"error_{exc.status}")
             raise
         completion.model = prepared.model
-        await self.record(prepared, completion.content, "completed")
+        self._record_later(prepared, completion.content, "completed")
         return completion
 
     async def start_stream(
@@ -131,7 +131,7 @@ class ChatService:
         try:
             return await self._orchestrator.stream(prepared.request, authorization)
         except ChatError as exc:
-            await self.record(prepared, None, f"error_{exc.status}")
+            self._record_later(prepared, None, f"error_{exc.status}")
             raise
 
     async def relay(
@@ -155,9 +155,17 @@ class ChatService:
             if outcome == "canceled":
                 log.info("chat_stream_canceled", extra={"thread_id": str(prepared.thread_id)})
             # A client that went away cancels this generator; the record is written regardless.
-            task = asyncio.create_task(self.record(prepared, "".join(parts), outcome))
-            self._pending.add(task)
-            task.add_done_callback(self._pending.discard)
+            self._record_later(prepared, "".join(parts), outcome)
+
+    def _record_later(self, prepared: PreparedChat, answer: str | None, outcome: str) -> None:
+        """Store the answer and the audit record off the response's path (the client waits for neither)."""
+        task = asyncio.create_task(self.record(prepared, answer, outcome))
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    async def drain(self) -> None:
+        """Wait for the records still being written (at shutdown, so none is lost)."""
+        await asyncio.gather(*self._pending, return_exceptions=True)
 
     async def record(self, prepared: PreparedChat, answer: str | None, outcome: str) -> None:
         async with self._pool.connection() as conn:
