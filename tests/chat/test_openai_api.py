@@ -12,7 +12,7 @@ import openai
 import pytest
 
 from cynode.settings import Role
-from tests.fixtures.chat import openai_client
+from tests.fixtures.chat import openai_client, settle
 from tests.fixtures.identity import Session
 from tests.fixtures.inference import MODEL_ALIAS
 from tests.fixtures.stack import RunningStack
@@ -116,8 +116,15 @@ def test_the_official_client_sees_an_authentication_error(chat_stack: RunningSta
     ],
 )
 def test_bad_requests_change_nothing_and_answer_in_the_openai_shape(
-    chat_gateway: httpx.Client, chat_admin: Session, chat_db: Any, body: bytes, status: int, code: str
+    chat_stack: RunningStack,
+    chat_gateway: httpx.Client,
+    chat_admin: Session,
+    chat_db: Any,
+    body: bytes,
+    status: int,
+    code: str,
 ) -> None:
+    settle(chat_stack)
     before = chat_db.execute("SELECT count(*) AS n FROM chat_messages").fetchone()["n"]
     headers = {**chat_admin.headers, "Content-Type": "application/json"}
     response = chat_gateway.post("/v1/chat/completions", content=body, headers=headers)
@@ -175,3 +182,48 @@ def test_stream_chunks_arrive_before_the_last_one_is_generated(chat_stack: Runni
     assert len(events) > 4
     # Relayed as generated: the first token came long before the last one (not one buffered burst).
     assert arrivals[-2] - arrivals[0] > (arrivals[-1] - arrivals[0]) / 2
+
+
+def test_warm_up_answers_at_once_and_is_safe_to_repeat(chat_gateway: httpx.Client, chat_admin: Session) -> None:
+    for body in (None, {"model": MODEL_ALIAS}, {"model": MODEL_ALIAS}, {"model": "no-such-model"}):
+        response = chat_gateway.post("/v1/chat/warm", json=body, headers=chat_admin.headers)
+        assert response.status_code == 202, response.text
+        assert response.json()["status"] == "warming"
+    assert chat_gateway.post("/v1/chat/warm").status_code == 401
+    bad = chat_gateway.post(
+        "/v1/chat/warm", content=b"{", headers={**chat_admin.headers, "Content-Type": "application/json"}
+    )
+    assert bad.status_code == 400
+    # A chat right after warm-ups still completes.
+    completion = chat_gateway.post(
+        "/v1/chat/completions",
+        json={"messages": [{"role": "user", "content": "hi"}], "max_tokens": 4},
+        headers=chat_admin.headers,
+        timeout=120,
+    )
+    assert completion.status_code == 200, completion.text
+
+
+@pytest.mark.parametrize("authorization", [None, "Bearer not-the-node-token"])
+def test_the_worker_inference_route_needs_the_nodes_token(chat_stack: RunningStack, authorization: str | None) -> None:
+    headers = {"Authorization": authorization} if authorization else {}
+    response = chat_stack.client(Role.NODE).post(
+        "/v1/worker/inference/chat/completions", json={"messages": [{"role": "user", "content": "hi"}]}, headers=headers
+    )
+    assert response.status_code == 401
+    assert response.headers["content-type"] == "application/problem+json"
+
+
+def test_the_worker_inference_route_answers_the_orchestrators_call(chat_stack: RunningStack) -> None:
+    assert chat_stack.stack.chat is not None
+    route = chat_stack.run(chat_stack.stack.chat.router.routes(MODEL_ALIAS))[0]
+    headers = {"Authorization": f"Bearer {route.node.bearer_token()}"}
+    worker = chat_stack.client(Role.NODE)
+    path = "/v1/worker/inference/chat/completions"
+
+    assert worker.post(path, json={"messages": "hi"}, headers=headers).status_code == 400
+    answered = worker.post(
+        path, json={"messages": [{"role": "user", "content": QUESTION}], "max_tokens": 8}, headers=headers, timeout=120
+    )
+    assert answered.status_code == 200, answered.text
+    assert answered.json()["choices"][0]["message"]["content"].strip()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,7 @@ from tests.fixtures.chat import (
     CHAT_ENV,
     FAKE_MODEL,
     FakeModelServer,
+    eventually,
     start_fake_node,
     wait_for_model,
 )
@@ -103,9 +104,13 @@ def test_secrets_reach_the_node_and_the_database_only_redacted(
         "SELECT content FROM chat_messages WHERE role = 'user' ORDER BY created_at DESC LIMIT 1"
     ).fetchone()["content"]
     assert stored == sent
-    audit = chat_db.execute(
-        "SELECT redaction_applied, redaction_kinds, outcome FROM chat_audit_log ORDER BY created_at DESC LIMIT 1"
-    ).fetchone()
+    audit = eventually(
+        lambda: chat_db.execute(
+            "SELECT redaction_applied, redaction_kinds, outcome FROM chat_audit_log "
+            "WHERE redaction_applied ORDER BY created_at DESC LIMIT 1"
+        ).fetchone(),
+        "the chat's audit record",
+    )
     assert audit["redaction_applied"] is True
     assert sorted(audit["redaction_kinds"]) == ["github_token", "openai_api_key"]
     assert audit["outcome"] == "completed"
@@ -178,62 +183,64 @@ def test_a_stream_abandoned_by_its_reader_stops_at_the_backend(
         time.sleep(0.05)
 
 
+ExtraNode = Callable[[str, FakeModelServer], RunningStack]
+
+
+@pytest.fixture
+def extra_node(chat_stack: RunningStack, podman_service: PodmanService, directory: Path) -> Iterator[ExtraNode]:
+    """Starts more fake-backed node processes for one test; they and their fakes stop after it."""
+    started: list[tuple[RunningStack, FakeModelServer]] = []
+
+    def start(slug: str, fake: FakeModelServer) -> RunningStack:
+        node = start_fake_node(directory, chat_stack, podman_service.url, slug, fake.start())
+        started.append((node, fake))
+        return node
+
+    yield start
+    for node, fake in started:
+        node.stop()
+        fake.stop()
+
+
 def test_a_node_lost_mid_request_is_a_502_or_503_and_the_gateway_stays_healthy(
-    chat_stack: RunningStack,
-    chat_gateway: httpx.Client,
-    chat_admin: Session,
-    podman_service: PodmanService,
-    directory: Path,
+    chat_gateway: httpx.Client, chat_admin: Session, extra_node: ExtraNode
 ) -> None:
-    doomed_fake = FakeModelServer(model="doomed-model", delay=30).start()
-    doomed = start_fake_node(directory, chat_stack, podman_service.url, "doomed-node", doomed_fake)
-    try:
-        wait_for_model(chat_gateway, chat_admin, "doomed-model")
-        outcome: dict[str, httpx.Response] = {}
-        asking = threading.Thread(
-            target=lambda: outcome.update(response=chat(chat_gateway, chat_admin, "hi", "doomed-model"))
-        )
-        asking.start()
-        deadline = time.monotonic() + 10
-        while not doomed_fake.requests:
-            assert time.monotonic() < deadline, "the request never reached the doomed node"
-            time.sleep(0.05)
-        doomed.stop()
-        asking.join(timeout=30)
-        assert assert_openai_error(outcome["response"], outcome["response"].status_code)
-        assert outcome["response"].status_code in (502, 503)
-    finally:
-        doomed.stop()
-        doomed_fake.stop()
+    doomed_fake = FakeModelServer(model="doomed-model", delay=30)
+    doomed = extra_node("doomed-node", doomed_fake)
+    wait_for_model(chat_gateway, chat_admin, "doomed-model")
+    outcome: dict[str, httpx.Response] = {}
+    asking = threading.Thread(
+        target=lambda: outcome.update(response=chat(chat_gateway, chat_admin, "hi", "doomed-model"))
+    )
+    asking.start()
+    deadline = time.monotonic() + 10
+    while not doomed_fake.requests:
+        assert time.monotonic() < deadline, "the request never reached the doomed node"
+        time.sleep(0.05)
+    doomed.stop()
+    asking.join(timeout=30)
+    assert outcome["response"].status_code in (502, 503)
+    assert_openai_error(outcome["response"], outcome["response"].status_code)
     assert chat_gateway.get("/healthz").status_code == 200
+    assert chat(chat_gateway, chat_admin, "still there?", "cynodeai.pm", max_tokens=4).status_code == 200
     assert chat(chat_gateway, chat_admin, "still there?", "cynodeai.pm", max_tokens=4).status_code == 200
 
 
 def test_concurrent_chats_spread_over_the_nodes_serving_the_model(
-    chat_stack: RunningStack,
-    chat_gateway: httpx.Client,
-    chat_admin: Session,
-    podman_service: PodmanService,
-    directory: Path,
+    chat_stack: RunningStack, chat_gateway: httpx.Client, chat_admin: Session, extra_node: ExtraNode
 ) -> None:
-    fakes = [FakeModelServer(model=SPREAD_MODEL, delay=0.5).start() for _ in range(2)]
-    nodes = [
-        start_fake_node(directory, chat_stack, podman_service.url, f"spread-node-{index}", fake)
-        for index, fake in enumerate(fakes)
-    ]
-    try:
-        wait_for_model(chat_gateway, chat_admin, SPREAD_MODEL)
-        deadline = time.monotonic() + 30
-        while len(chat_stack.run(chat_stack.stack.chat.router.routes(SPREAD_MODEL))) < 2:
-            assert time.monotonic() < deadline, "the second node never became dispatchable"
-            time.sleep(0.2)
-        with ThreadPoolExecutor(4) as pool:
-            responses = list(pool.map(lambda i: chat(chat_gateway, chat_admin, f"q{i}", SPREAD_MODEL), range(4)))
-        assert [response.status_code for response in responses] == [200] * 4
-        assert all(len(fake.requests) >= 1 for fake in fakes), [len(fake.requests) for fake in fakes]
-        assert all(fake.max_concurrent == 1 for fake in fakes), "a node's inference concurrency (1) was exceeded"
-    finally:
-        for node in nodes:
-            node.stop()
-        for fake in fakes:
-            fake.stop()
+    fakes = [FakeModelServer(model=SPREAD_MODEL, delay=0.5) for _ in range(2)]
+    for index, fake in enumerate(fakes):
+        extra_node(f"spread-node-{index}", fake)
+    wait_for_model(chat_gateway, chat_admin, SPREAD_MODEL)
+    assert chat_stack.stack.chat is not None
+    router = chat_stack.stack.chat.router
+    deadline = time.monotonic() + 30
+    while len(chat_stack.run(router.routes(SPREAD_MODEL))) < 2:
+        assert time.monotonic() < deadline, "the second node never became dispatchable"
+        time.sleep(0.2)
+    with ThreadPoolExecutor(4) as pool:
+        responses = list(pool.map(lambda i: chat(chat_gateway, chat_admin, f"q{i}", SPREAD_MODEL), range(4)))
+    assert [response.status_code for response in responses] == [200] * 4
+    assert all(len(fake.requests) >= 1 for fake in fakes), [len(fake.requests) for fake in fakes]
+    assert all(fake.max_concurrent == 1 for fake in fakes), "a node's inference concurrency (1) was exceeded"

@@ -8,7 +8,9 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.fixtures.chat import eventually, settle
 from tests.fixtures.identity import Session, assert_problem, create_user, login
+from tests.fixtures.stack import RunningStack
 
 USER_PASSWORD = "thread-test-password"
 
@@ -53,7 +55,11 @@ def test_a_chat_is_kept_in_the_users_active_thread(chat_gateway: httpx.Client, b
     ).fetchone()["id"]
     assert thread["project_id"] == str(default_project)
 
-    stored = messages(chat_gateway, bob, thread["id"]).json()["messages"]
+    def all_four() -> list[dict[str, Any]] | None:
+        page: list[dict[str, Any]] = messages(chat_gateway, bob, thread["id"]).json()["messages"]
+        return page if len(page) == 4 else None
+
+    stored = eventually(all_four, "both answers to be stored")
     assert [m["role"] for m in stored] == ["user", "assistant", "user", "assistant"]
     assert stored[0]["content"] == "What is the capital of France?"
     assert stored[1]["content"] == first["choices"][0]["message"]["content"]
@@ -76,7 +82,7 @@ def test_messages_are_paged_by_cursor(chat_gateway: httpx.Client, bob: Session) 
 
 
 def test_another_project_and_an_idle_thread_get_new_threads(
-    chat_gateway: httpx.Client, bob: Session, chat_db: Any
+    chat_stack: RunningStack, chat_gateway: httpx.Client, bob: Session, chat_db: Any
 ) -> None:
     chat_db.execute(
         "INSERT INTO projects (slug, display_name) VALUES ('shared-chat', 'Shared') ON CONFLICT (slug) DO NOTHING"
@@ -86,6 +92,7 @@ def test_another_project_and_an_idle_thread_get_new_threads(
     chat(chat_gateway, bob, "hello again project", **{"OpenAI-Project": "shared-chat"})
     assert len(threads(chat_gateway, bob)["threads"]) == before + 1
 
+    settle(chat_stack)  # a record written after this would make the thread active again
     chat_db.execute(
         "UPDATE chat_threads SET updated_at = updated_at - interval '3 hours' "
         "WHERE user_id = (SELECT id FROM users WHERE handle = 'bob')"

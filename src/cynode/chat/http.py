@@ -92,6 +92,7 @@ class ChatApi:
     async def close(self) -> None:
         for task in self._warming.values():
             task.cancel()
+        await self.service.drain()
         await self._http.aclose()
 
     async def _caller(self, request: Request[Any, Any, Any]) -> tuple[CurrentUser, str]:

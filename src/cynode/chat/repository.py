@@ -1,8 +1,8 @@
 """Plain SQL over ``chat_threads``, ``chat_messages`` and ``chat_audit_log`` (migration 0006).
 
 The active thread of a (user, project) scope is its most recently used one unless that was idle
-longer than the rotation threshold; choosing or creating it holds a transaction-scoped advisory lock
-on the scope, so concurrent chats of one scope share one thread.
+longer than the rotation threshold; creating one holds a transaction-scoped advisory lock on the
+scope, so concurrent chats of one scope share one thread.
 """
 
 from __future__ import annotations
@@ -52,34 +52,75 @@ async def project_id_for_slug(conn: Connection, slug: str, user_id: uuid.UUID) -
     return row["id"] if row else None
 
 
-async def active_thread(
-    conn: Connection, user_id: uuid.UUID, project_id: uuid.UUID, idle_seconds: float, title: str
+async def store_in_active_thread(
+    conn: Connection,
+    user_id: uuid.UUID,
+    project_id: uuid.UUID,
+    idle_seconds: float,
+    message: tuple[str, str, dict[str, Any]],
 ) -> uuid.UUID:
-    """The scope's active thread, created (titled ``title``) when there is none or it went idle."""
+    """Append (role, content, metadata) to the scope's active thread, created (titled with the
+    content) when there is none or it went idle; returns the thread.
+
+    The usual case (an active thread exists) is one statement. Creating a thread holds an advisory
+    lock on the scope and looks again, so concurrent first messages still share one thread.
+    """
+    role, content, metadata = message
+    parameters = {
+        "user": user_id,
+        "project": project_id,
+        "idle": idle_seconds,
+        "role": role,
+        "content": content,
+        "metadata": Jsonb(metadata),
+    }
+    cursor = await conn.execute(_APPEND_TO_ACTIVE, parameters)
+    row = await cursor.fetchone()
+    if row is not None:
+        thread_id: uuid.UUID = row["thread_id"]
+        return thread_id
     async with conn.transaction():
         await conn.execute(
             "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (f"chat-thread:{user_id}:{project_id}",)
         )
-        cursor = await conn.execute(
-            """
-            SELECT id FROM chat_threads
-            WHERE user_id = %s AND project_id = %s AND updated_at > clock_timestamp() - make_interval(secs => %s)
-            ORDER BY updated_at DESC LIMIT 1
-            """,
-            (user_id, project_id, idle_seconds),
-        )
+        cursor = await conn.execute(_APPEND_TO_ACTIVE, parameters)
         row = await cursor.fetchone()
-        if row is not None:
-            thread_id: uuid.UUID = row["id"]
-            return thread_id
-        cursor = await conn.execute(
-            "INSERT INTO chat_threads (user_id, project_id, title) VALUES (%s, %s, %s) RETURNING id",
-            (user_id, project_id, title),
-        )
-        created = await cursor.fetchone()
-        assert created is not None
-        new_id: uuid.UUID = created["id"]
-        return new_id
+        if row is None:
+            cursor = await conn.execute(
+                """
+                WITH thread AS (
+                    INSERT INTO chat_threads (user_id, project_id, title) VALUES (%(user)s, %(project)s, %(title)s)
+                    RETURNING id
+                )
+                INSERT INTO chat_messages (thread_id, role, content, metadata)
+                SELECT id, %(role)s, %(content)s, %(metadata)s FROM thread
+                RETURNING thread_id
+                """,
+                {**parameters, "title": content[:_TITLE_CHARS]},
+            )
+            row = await cursor.fetchone()
+    assert row is not None
+    created: uuid.UUID = row["thread_id"]
+    return created
+
+
+_TITLE_CHARS = 80
+# Touch the scope's active thread and append the message to it, in one statement.
+_APPEND_TO_ACTIVE = """
+WITH active AS (
+    UPDATE chat_threads SET updated_at = clock_timestamp()
+    WHERE id = (
+        SELECT id FROM chat_threads
+        WHERE user_id = %(user)s AND project_id = %(project)s
+          AND updated_at > clock_timestamp() - make_interval(secs => %(idle)s)
+        ORDER BY updated_at DESC LIMIT 1
+    )
+    RETURNING id
+)
+INSERT INTO chat_messages (thread_id, role, content, metadata)
+SELECT id, %(role)s, %(content)s, %(metadata)s FROM active
+RETURNING thread_id
+"""
 
 
 async def append_messages(

@@ -20,7 +20,7 @@ from collections import Counter
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass
 from http import HTTPStatus
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import httpx
 import msgspec
@@ -43,6 +43,8 @@ from cynode.worker.service import WorkerService
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+CATALOGUE_SECONDS = 1.0
 
 
 class NodeLink(Protocol):
@@ -101,28 +103,37 @@ class ChatRouter:
         self._local = local_worker
         self._http = http
         self._in_flight: Counter[str] = Counter()
+        self._snapshot: tuple[float, list[DispatchableNode], dict[str, Any]] | None = None
 
     async def models(self) -> list[str]:
         """``cynodeai.pm`` first, then every model a dispatchable node with running inference serves."""
-        served = {model for node in await self._inference_nodes() for model in node.available_models}
+        nodes, _ = await self._catalogue()
+        served = {model for node in nodes for model in node.available_models}
         return [DEFAULT_CHAT_MODEL, *sorted(served - {DEFAULT_CHAT_MODEL})]
 
-    async def _inference_nodes(self) -> list[DispatchableNode]:
+    async def _catalogue(self) -> tuple[list[DispatchableNode], dict[str, Any]]:
+        """Dispatchable nodes with running inference and the PM settings, read at most once a second:
+        a chat should not pay for two queries that rarely change (a failed node is retried elsewhere
+        and drops the snapshot)."""
+        now = time.monotonic()
+        if self._snapshot is not None and now - self._snapshot[0] < CATALOGUE_SECONDS:
+            return self._snapshot[1], self._snapshot[2]
         ctx = self._ctx
         async with ctx.pool.connection() as conn:
             nodes = await dispatchable_nodes(conn, ctx.secret_box, ctx.settings.nodes.heartbeat_grace_seconds)
-        return [node for node in nodes if node.inference_running]
+            system_settings = await nodes_repository.project_manager_settings(conn)
+        running = [node for node in nodes if node.inference_running]
+        self._snapshot = (now, running, system_settings)
+        return running, system_settings
 
     async def routes(self, requested: str) -> list[Route]:
         """Every node that can answer ``requested``, with the model id to ask it for."""
-        nodes = await self._inference_nodes()
+        nodes, system_settings = await self._catalogue()
         if requested != DEFAULT_CHAT_MODEL:
             routes = [Route(node, requested) for node in nodes if requested in node.available_models]
             if not routes:
                 raise ChatError(HTTPStatus.NOT_FOUND, f"The model '{requested}' does not exist", param="model")
             return routes
-        async with self._ctx.pool.connection() as conn:
-            system_settings = await nodes_repository.project_manager_settings(conn)
         try:
             policy = ProjectManagerPolicy.from_settings(system_settings, self._ctx.settings.nodes.project_manager_model)
         except InvalidProjectManagerSetting as exc:
@@ -224,6 +235,7 @@ class ChatRouter:
                 )
                 if not exc.transient or number == attempts:
                     raise
+                self._snapshot = None
                 failed.add(route.node.node_slug)
                 await asyncio.sleep(self._settings.retry_backoff_seconds * 2 ** (number - 1))
                 continue

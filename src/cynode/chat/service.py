@@ -15,7 +15,7 @@ import uuid
 from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 from http import HTTPStatus
-from typing import Final
+from typing import Final, TypeVar
 
 import msgspec
 
@@ -46,8 +46,8 @@ from cynode.tasks.service import decode_cursor, encode_cursor
 log = logging.getLogger(__name__)
 
 PROJECT_HEADER: Final = "openai-project"
-_TITLE_CHARS = 80
-_STORED_ROLES = frozenset({"user", "system"})
+# How a request's last message is stored: as the role it names, instructions as ``system``.
+_STORED_ROLES = {"user": "user", "assistant": "assistant", "system": "system", "developer": "system"}
 
 
 @dataclass(frozen=True)
@@ -68,6 +68,7 @@ class ChatService:
         self._settings = settings
         self._orchestrator = orchestrator
         self._pending: set[asyncio.Task[None]] = set()
+        self._default_projects: dict[uuid.UUID, uuid.UUID] = {}
 
     async def prepare(self, user: CurrentUser, request: ChatCompletionRequest, project: str | None) -> PreparedChat:
         if not request.messages:
@@ -82,14 +83,11 @@ class ChatService:
         if kinds:
             log.info("chat_secrets_redacted", extra={"user_id": str(user.id), "kinds": sorted(kinds)})
         last = messages[-1]
+        stored = (_STORED_ROLES.get(last.role, "user"), last.text(), {"model_id": model})
         async with self._pool.connection() as conn:
             project_id = await self._project(conn, user, project)
-            title = next((m.text() for m in messages if m.role == "user"), last.text())[:_TITLE_CHARS]
-            thread_id = await repository.active_thread(
-                conn, user.id, project_id, self._settings.thread_idle_seconds, title
-            )
-            if last.role in _STORED_ROLES:
-                await repository.append_messages(conn, thread_id, [(last.role, last.text(), {"model_id": model})])
+            idle = self._settings.thread_idle_seconds
+            thread_id = await repository.store_in_active_thread(conn, user.id, project_id, idle, stored)
         return PreparedChat(
             request=msgspec.structs.replace(request, messages=messages, model=model),
             model=model,
@@ -102,7 +100,11 @@ class ChatService:
     async def _project(self, conn: repository.Connection, user: CurrentUser, project: str | None) -> uuid.UUID:
         reference = (project or "").strip()
         if not reference:
-            return await tasks_repository.ensure_default_project(conn, user.id)
+            # A default project is created once and never changes: asked for once per user and process.
+            default = self._default_projects.get(user.id)
+            if default is None:
+                default = self._default_projects[user.id] = await tasks_repository.ensure_default_project(conn, user.id)
+            return default
         try:
             by_id = uuid.UUID(reference)
         except ValueError:
@@ -117,10 +119,10 @@ class ChatService:
         try:
             completion = await self._orchestrator.complete(prepared.request, authorization)
         except ChatError as exc:
-            await self.record(prepared, None, f"error_{exc.status}")
+            self._record_later(prepared, None, f"error_{exc.status}")
             raise
         completion.model = prepared.model
-        await self.record(prepared, completion.content, "completed")
+        self._record_later(prepared, completion.content, "completed")
         return completion
 
     async def start_stream(
@@ -129,7 +131,7 @@ class ChatService:
         try:
             return await self._orchestrator.stream(prepared.request, authorization)
         except ChatError as exc:
-            await self.record(prepared, None, f"error_{exc.status}")
+            self._record_later(prepared, None, f"error_{exc.status}")
             raise
 
     async def relay(
@@ -153,9 +155,17 @@ class ChatService:
             if outcome == "canceled":
                 log.info("chat_stream_canceled", extra={"thread_id": str(prepared.thread_id)})
             # A client that went away cancels this generator; the record is written regardless.
-            task = asyncio.create_task(self.record(prepared, "".join(parts), outcome))
-            self._pending.add(task)
-            task.add_done_callback(self._pending.discard)
+            self._record_later(prepared, "".join(parts), outcome)
+
+    def _record_later(self, prepared: PreparedChat, answer: str | None, outcome: str) -> None:
+        """Store the answer and the audit record off the response's path (the client waits for neither)."""
+        task = asyncio.create_task(self.record(prepared, answer, outcome))
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    async def drain(self) -> None:
+        """Wait for the records still being written (at shutdown, so none is lost)."""
+        await asyncio.gather(*self._pending, return_exceptions=True)
 
     async def record(self, prepared: PreparedChat, answer: str | None, outcome: str) -> None:
         async with self._pool.connection() as conn:
@@ -180,8 +190,7 @@ class ChatService:
         after = decode_cursor(cursor) if cursor is not None else None
         async with self._pool.connection() as conn:
             rows = await repository.list_threads(conn, user.id, after, limit)
-        page, more = rows[:limit], len(rows) > limit
-        next_cursor = encode_cursor(PageAfter(page[-1].created_at, page[-1].id)) if more else None
+        page, next_cursor = _page(rows, limit)
         return ChatThreadPage(
             threads=[
                 ChatThread(
@@ -207,8 +216,7 @@ class ChatService:
             if not await repository.thread_of_user(conn, thread_id, user.id):
                 raise not_found
             rows = await repository.list_messages(conn, thread_id, after, limit)
-        page, more = rows[:limit], len(rows) > limit
-        next_cursor = encode_cursor(PageAfter(page[-1].created_at, page[-1].id)) if more else None
+        page, next_cursor = _page(rows, limit)
         return ChatMessagePage(
             messages=[
                 StoredChatMessage(
@@ -223,3 +231,14 @@ class ChatService:
             ],
             next_cursor=next_cursor,
         )
+
+
+_Row = TypeVar("_Row", repository.ThreadRow, repository.MessageRow)
+
+
+def _page(rows: list[_Row], limit: int) -> tuple[list[_Row], str | None]:
+    """The first ``limit`` of ``limit + 1`` rows, and the cursor after them when more follow."""
+    page = rows[:limit]
+    if len(rows) <= limit:
+        return page, None
+    return page, encode_cursor(PageAfter(page[-1].created_at, page[-1].id))

@@ -65,6 +65,7 @@ class NodeInference:
     _private_podman: PodmanService | None = field(default=None, init=False)
     _model_pull: asyncio.Task[None] | None = field(default=None, init=False)
     _chat: NodeChat | None = field(default=None, init=False)
+    _last_models: list[str] | None = field(default=None, init=False)
 
     @property
     def chat(self) -> NodeChat:
@@ -84,7 +85,7 @@ class NodeInference:
             return InferenceInfo(supported=False, mode=settings.mode, existing_service=False, running=False)
         if settings.mode != "disabled" and not self._ollama_started:
             await self._find_own_backend()
-        models = await available_models(self._upstream.base_url) if self._upstream is not None else None
+        models = await self._served_models()
         return InferenceInfo(
             supported=True,
             mode=settings.mode,
@@ -92,6 +93,18 @@ class NodeInference:
             running=models is not None,
             available_models=models or [],
         )
+
+    async def _served_models(self) -> list[str] | None:
+        """What the backend serves, or None when it does not answer. A live embedded server busy
+        generating can miss the probe's deadline: it keeps the models it last answered with."""
+        if self._upstream is None:
+            return None
+        models = await available_models(self._upstream.base_url)
+        embedded = self._embedded
+        if models is None and embedded is not None and embedded.alive() and self._upstream.base_url == embedded.url:
+            return self._last_models
+        self._last_models = models
+        return models
 
     async def _find_own_backend(self) -> None:
         """Keep a running embedded server; else use an existing service that answers (``auto``,

@@ -1,5 +1,7 @@
 """Worker API routes (port 12090): ``POST /v1/worker/jobs:run`` and ``POST /v1/worker/jobs/{id}:cancel``.
 
+The chat route ``POST /v1/worker/inference/chat/completions`` lives in ``cynode.worker.inference_route``.
+
 Owns the HTTP edge: bearer check before the body is decoded, payload decoding into problem
 responses, and deleting a job's host directories only after its response was sent. Health and
 readiness routes, problem rendering and the 413 body limit come from ``cynode.http.app``.
