@@ -39,6 +39,7 @@ from typing import Any, Literal
 from podman import PodmanClient
 from podman.errors import APIError, NotFound
 
+from cynode.contracts.reasons import EndReason
 from cynode.inference.upstream import unix_socket_url
 from cynode.sandbox.output import CapturedOutput, OutputCapture
 from cynode.sandbox.settings import SandboxSettings
@@ -118,6 +119,8 @@ class JobOutcome:
     stderr: CapturedOutput
     started_at: datetime
     ended_at: datetime
+    reason: EndReason | None = None
+    """Why the job did not complete; None when it did."""
 
 
 @dataclass
@@ -364,7 +367,7 @@ class SandboxExecutor:
         with self._client() as client, contextlib.ExitStack() as job_services:
             try:
                 if not client.images.exists(spec.image):
-                    return self._not_run(started_at, self._missing_image(spec.image))
+                    return self._not_run(started_at, self._missing_image(spec.image), "image_missing")
                 if spec.inference_proxy is not None and dirs.run is not None:
                     problem = self._serve_inference_proxy(job_services, spec.inference_proxy, dirs.run)
                     if problem is not None:
@@ -440,19 +443,23 @@ class SandboxExecutor:
         stderr = self._read_log(client, container_id, "stderr").result(note)
         ended_at = _now()
         if reason == "timeout":
-            return JobOutcome("timeout", NOT_RUN_EXIT_CODE, stdout, stderr, started_at, ended_at)
+            return JobOutcome("timeout", NOT_RUN_EXIT_CODE, stdout, stderr, started_at, ended_at, "timeout")
         if reason is not None or exit_code is None:
-            return JobOutcome("failed", NOT_RUN_EXIT_CODE, stdout, stderr, started_at, ended_at)
-        status: JobStatus = "completed" if exit_code == 0 else "failed"
-        return JobOutcome(status, exit_code, stdout, stderr, started_at, ended_at)
+            end: EndReason = reason if reason is not None else "not_started"
+            return JobOutcome("failed", NOT_RUN_EXIT_CODE, stdout, stderr, started_at, ended_at, end)
+        if exit_code == 0:
+            return JobOutcome("completed", exit_code, stdout, stderr, started_at, ended_at)
+        return JobOutcome("failed", exit_code, stdout, stderr, started_at, ended_at, "exit_nonzero")
 
     def _missing_image(self, image: str) -> str:
         hint = " (build it with scripts/build-sandbox-image.sh)" if image == self.settings.default_image else ""
         return f"image {image} is not present on this node{hint}"
 
-    def _not_run(self, started_at: datetime, reason: str) -> JobOutcome:
+    def _not_run(self, started_at: datetime, why: str, reason: EndReason = "not_started") -> JobOutcome:
         empty = OutputCapture(self.settings.max_output_bytes)
-        return JobOutcome("failed", NOT_RUN_EXIT_CODE, empty.result(), empty.result(f"{reason}\n"), started_at, _now())
+        return JobOutcome(
+            "failed", NOT_RUN_EXIT_CODE, empty.result(), empty.result(f"{why}\n"), started_at, _now(), reason
+        )
 
     def _read_log(self, client: PodmanClient, container_id: str, stream: str) -> OutputCapture:
         capture = OutputCapture(self.settings.max_output_bytes)

@@ -28,7 +28,7 @@ from anyio.from_thread import run as run_in_loop
 from anyio.to_thread import run_sync
 
 from cynode.contracts.problem import TYPE_UNAVAILABLE
-from cynode.contracts.worker import OutputTruncation, RunJobRequest, RunJobResponse
+from cynode.contracts.worker import OutputReplacement, OutputTruncation, RunJobRequest, RunJobResponse
 from cynode.http.problems import ProblemError
 from cynode.inference.node import NodeInference
 from cynode.inference.proxy import InferenceProxy
@@ -289,6 +289,8 @@ class WorkerService:
             started_at=outcome.started_at,
             ended_at=outcome.ended_at,
             truncated=OutputTruncation(stdout=outcome.stdout.truncated, stderr=outcome.stderr.truncated),
+            replaced=OutputReplacement(stdout=outcome.stdout.replaced, stderr=outcome.stderr.replaced),
+            reason=outcome.reason,
         )
 
     def cancel_job(self, job_id: str) -> bool:
