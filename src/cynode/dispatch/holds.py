@@ -11,8 +11,16 @@ from __future__ import annotations
 
 import logging
 import uuid
+from http import HTTPStatus
 
+from cynode.context import OrchestratorContext
+from cynode.contracts.nodes import NodeHeartbeat
+from cynode.http.problems import ProblemError
+from cynode.nodes.auth import AuthenticatedNode
+from cynode.nodes.capabilities import SLUG_MISMATCH
 from cynode.tasks.repository import Connection
+
+SHUTDOWN_HOLD = "node is shutting down"
 
 log = logging.getLogger(__name__)
 
@@ -38,3 +46,11 @@ async def held_node_ids(conn: Connection) -> set[uuid.UUID]:
         """
     )
     return {row["node_id"] for row in await cursor.fetchall()}
+
+
+async def announce_shutdown(ctx: OrchestratorContext, node: AuthenticatedNode, notice: NodeHeartbeat) -> None:
+    """The node's manager says it is stopping: dispatch nothing to it while its heartbeat grace runs out."""
+    if notice.node_slug != node.node_slug:
+        raise ProblemError(HTTPStatus.BAD_REQUEST, SLUG_MISMATCH)
+    async with ctx.pool.connection() as conn:
+        await hold_node(conn, node.node_id, SHUTDOWN_HOLD)

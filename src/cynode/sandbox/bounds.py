@@ -1,0 +1,90 @@
+"""Noticing that a job hit one of its bounds, and naming which.
+
+Owns the rules that turn how a container ended into a reason: a job killed by the kernel
+(``SIGKILL``, exit 137) that the node did not stop ran out of memory (runc on cgroup v1 does not
+report ``OOMKilled``); a job that failed with its workspace quota full hit ``disk_quota``. A job at
+its process limit does not end by itself (a fork bomb keeps retrying), so ``PidsWatch`` reads the
+container's pids cgroup while it runs and stops the job when forks keep failing at the limit
+(``pids.events`` counts them).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from cynode.contracts.reasons import EndReason
+
+log = logging.getLogger(__name__)
+
+KILLED_EXIT_CODE = 128 + 9
+_CGROUP_ROOT = Path("/sys/fs/cgroup")
+_POLL_SECONDS = 0.25
+# Consecutive polls at the limit before the job counts as stuck there.
+_POLLS_AT_LIMIT = 4
+
+
+def exit_reason(exit_code: int, *, workspace_full: bool) -> EndReason | None:
+    """Why a container that exited on its own with ``exit_code`` did not complete; None if it did."""
+    if exit_code == 0:
+        return None
+    if exit_code == KILLED_EXIT_CODE:
+        return "memory"
+    if workspace_full:
+        return "disk_quota"
+    return "exit_nonzero"
+
+
+def _pids_file(cgroup_path: str, name: str) -> Path | None:
+    relative = cgroup_path.lstrip("/")
+    for candidate in (_CGROUP_ROOT / "pids" / relative / name, _CGROUP_ROOT / relative / name):
+        if candidate.exists():
+            return candidate
+    return None
+
+
+def _failed_forks(events: Path) -> int:
+    for line in events.read_text().splitlines():
+        key, _, value = line.partition(" ")
+        if key == "max":
+            return int(value)
+    return 0
+
+
+class PidsWatch:
+    """Calls ``on_limit`` once when forks in the cgroup at ``cgroup_path`` keep failing at its limit."""
+
+    def __init__(self, cgroup_path: str, on_limit: Callable[[], None]) -> None:
+        self._events = _pids_file(cgroup_path, "pids.events")
+        self._on_limit = on_limit
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="sandbox-pids-watch", daemon=True)
+
+    def __enter__(self) -> PidsWatch:
+        if self._events is None:
+            log.debug("sandbox_pids_cgroup_not_found")
+        else:
+            self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._done.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+    def _watch(self) -> None:
+        assert self._events is not None
+        failing = 0
+        failed = 0
+        while not self._done.wait(_POLL_SECONDS):
+            try:
+                now_failed = _failed_forks(self._events)
+            except (OSError, ValueError):
+                return  # the cgroup is gone: the container stopped
+            failing = failing + 1 if now_failed > failed else 0
+            failed = now_failed
+            if failing >= _POLLS_AT_LIMIT:
+                self._on_limit()
+                return
