@@ -2,10 +2,10 @@
 
 Owns the rules that turn how a container ended into a reason: a job killed by the kernel
 (``SIGKILL``, exit 137) that the node did not stop ran out of memory (runc on cgroup v1 does not
-report ``OOMKilled``); a job that failed with its workspace quota full hit ``disk_quota``. A job at
-its process limit does not end by itself (a fork bomb keeps retrying), so ``PidsWatch`` reads the
-container's pids cgroup while it runs and stops the job when forks keep failing at the limit
-(``pids.events`` counts them).
+report ``OOMKilled``); a job that failed with its workspace quota full hit ``disk_quota``; one that
+failed after forks were refused at its process limit hit ``pids``. ``PidsWatch`` reads the
+container's pids cgroup (``pids.events`` counts refused forks) while the job runs, and stops a job
+whose forks keep failing, since a fork bomb may retry forever instead of ending.
 """
 
 from __future__ import annotations
@@ -21,17 +21,23 @@ log = logging.getLogger(__name__)
 
 KILLED_EXIT_CODE = 128 + 9
 _CGROUP_ROOT = Path("/sys/fs/cgroup")
-_POLL_SECONDS = 0.25
+_POLL_SECONDS = 0.05
 # Consecutive polls at the limit before the job counts as stuck there.
-_POLLS_AT_LIMIT = 4
+_POLLS_AT_LIMIT = 20
 
 
-def exit_reason(exit_code: int, *, workspace_full: bool) -> EndReason | None:
-    """Why a container that exited on its own with ``exit_code`` did not complete; None if it did."""
-    if exit_code == 0:
-        return None
+def exit_reason(exit_code: int, *, workspace_full: bool, forks_refused: bool) -> EndReason | None:
+    """Why a container that exited on its own with ``exit_code`` did not complete; None if it did.
+
+    A job that had forks refused at its process limit hit that bound even when its first process
+    exited 0 (a fork bomb's shell returns at once while its children multiply).
+    """
     if exit_code == KILLED_EXIT_CODE:
         return "memory"
+    if forks_refused:
+        return "pids"
+    if exit_code == 0:
+        return None
     if workspace_full:
         return "disk_quota"
     return "exit_nonzero"
@@ -60,6 +66,8 @@ class PidsWatch:
         self._events = _pids_file(cgroup_path, "pids.events")
         self._on_limit = on_limit
         self._done = threading.Event()
+        self.forks_refused = False
+        """Some fork was refused at the limit while the job ran."""
         self._thread = threading.Thread(target=self._watch, name="sandbox-pids-watch", daemon=True)
 
     def __enter__(self) -> PidsWatch:
@@ -74,6 +82,11 @@ class PidsWatch:
         if self._thread.is_alive():
             self._thread.join()
 
+    @classmethod
+    def unwatched(cls) -> PidsWatch:
+        """A watch of nothing (no process limit, or no cgroup to read)."""
+        return cls("", lambda: None)
+
     def _watch(self) -> None:
         assert self._events is not None
         failing = 0
@@ -85,6 +98,7 @@ class PidsWatch:
                 return  # the cgroup is gone: the container stopped
             failing = failing + 1 if now_failed > failed else 0
             failed = now_failed
+            self.forks_refused = self.forks_refused or failed > 0
             if failing >= _POLLS_AT_LIMIT:
                 self._on_limit()
                 return

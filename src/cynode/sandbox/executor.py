@@ -70,10 +70,12 @@ class JobOutcome:
 
 @dataclass(frozen=True)
 class _Ending:
-    """How a started container ended: its exit code (None if unknown) and the runtime's error."""
+    """How a started container ended: its exit code (None if unknown), the runtime's error, and
+    whether forks were refused at its process limit."""
 
     exit_code: int | None
     runtime_error: str = ""
+    forks_refused: bool = False
 
 
 def _now() -> datetime:
@@ -215,27 +217,26 @@ class SandboxExecutor:
                 # The runtime's message says what was wrong (e.g. the command does not exist).
                 return _Ending(None, f"{exc.explanation or exc}\n")
             log.info("sandbox_job_started", extra={**context, "timeout_seconds": spec.timeout_seconds})
-            with self._pids_watch(client, container.id, job):
+            with self._pids_watch(client, container.id, job) as pids:
                 try:
-                    return _Ending(int(container.wait(interval="50ms")))
+                    exit_code: int | None = int(container.wait(interval="50ms"))
                 except (APIError, OSError) as exc:
                     log.warning("sandbox_wait_failed", extra={**context, "error": str(exc)})
-                    return _Ending(None)
+                    exit_code = None
+            return _Ending(exit_code, forks_refused=pids.forks_refused)
         finally:
             deadline.cancel()
 
-    def _pids_watch(
-        self, client: PodmanClient, container_id: str, job: RunningJob
-    ) -> contextlib.AbstractContextManager[Any]:
+    def _pids_watch(self, client: PodmanClient, container_id: str, job: RunningJob) -> PidsWatch:
         if self.settings.resources.max_pids is None:
-            return contextlib.nullcontext()
+            return PidsWatch.unwatched()
         try:
             state = client.api.get(f"/containers/{container_id}/json").json().get("State", {})
         except (APIError, OSError, ValueError):
-            return contextlib.nullcontext()
+            return PidsWatch.unwatched()
         cgroup_path = state.get("CgroupPath")
         if not isinstance(cgroup_path, str) or not cgroup_path:
-            return contextlib.nullcontext()
+            return PidsWatch.unwatched()
         return PidsWatch(cgroup_path, lambda: job.stop("pids"))
 
     def _outcome(
@@ -256,7 +257,7 @@ class SandboxExecutor:
             return JobOutcome("timeout", NOT_RUN_EXIT_CODE, stdout, stderr, started_at, ended_at, "timeout")
         if stop is not None or ending.exit_code is None:
             return JobOutcome("failed", NOT_RUN_EXIT_CODE, stdout, stderr, started_at, ended_at, stop or "not_started")
-        reason = exit_reason(ending.exit_code, workspace_full=dirs.workspace_full())
+        reason = exit_reason(ending.exit_code, workspace_full=dirs.workspace_full(), forks_refused=ending.forks_refused)
         status: JobStatus = "completed" if reason is None else "failed"
         return JobOutcome(status, ending.exit_code, stdout, stderr, started_at, ended_at, reason)
 
