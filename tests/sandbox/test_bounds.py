@@ -18,8 +18,9 @@ from tests.sandbox.conftest import ExecutorFactory
 from tests.sandbox.test_executor import run, spec
 
 # dash (the image's sh) does not take ":" as a function name; bash runs the classic spelling. The
-# first process stays, as a job's main process does: when it exits, its PID namespace dies with it.
-FORK_BOMBS = ("bash -c ':(){ :|:& };:; sleep 30'", "bomb(){ bomb|bomb& }; bomb; sleep 30")
+# first process stays a while, as a job's main process does: when it exits, its PID namespace dies
+# with it. bash retries refused forks forever (killed at the limit); dash's bomb collapses by itself.
+FORK_BOMBS = ("bash -c ':(){ :|:& };:; sleep 60'", "bomb(){ bomb|bomb& }; bomb; sleep 2")
 MIB = 1024 * 1024
 
 

@@ -5,7 +5,7 @@ Owns the rules that turn how a container ended into a reason: a job killed by th
 report ``OOMKilled``); a job that failed with its workspace quota full hit ``disk_quota``; one that
 failed after forks were refused at its process limit hit ``pids``. ``PidsWatch`` reads the
 container's pids cgroup (``pids.events`` counts refused forks) while the job runs, and stops a job
-whose forks keep failing, since a fork bomb may retry forever instead of ending.
+that had forks refused and stays at its limit, since a fork bomb retries forever instead of ending.
 """
 
 from __future__ import annotations
@@ -64,6 +64,8 @@ class PidsWatch:
 
     def __init__(self, cgroup_path: str, on_limit: Callable[[], None]) -> None:
         self._events = _pids_file(cgroup_path, "pids.events")
+        self._current = _pids_file(cgroup_path, "pids.current")
+        self._max = _pids_file(cgroup_path, "pids.max")
         self._on_limit = on_limit
         self._done = threading.Event()
         self.forks_refused = False
@@ -71,7 +73,7 @@ class PidsWatch:
         self._thread = threading.Thread(target=self._watch, name="sandbox-pids-watch", daemon=True)
 
     def __enter__(self) -> PidsWatch:
-        if self._events is None:
+        if self._events is None or self._current is None or self._max is None:
             log.debug("sandbox_pids_cgroup_not_found")
         else:
             self._thread.start()
@@ -89,16 +91,20 @@ class PidsWatch:
 
     def _watch(self) -> None:
         assert self._events is not None
-        failing = 0
-        failed = 0
+        assert self._current is not None
+        assert self._max is not None
+        try:
+            limit = int(self._max.read_text())
+        except (OSError, ValueError):
+            return  # "max": no limit to watch
+        at_limit = 0
         while not self._done.wait(_POLL_SECONDS):
             try:
-                now_failed = _failed_forks(self._events)
+                self.forks_refused = self.forks_refused or _failed_forks(self._events) > 0
+                stuck = self.forks_refused and int(self._current.read_text()) >= limit
             except (OSError, ValueError):
                 return  # the cgroup is gone: the container stopped
-            failing = failing + 1 if now_failed > failed else 0
-            failed = now_failed
-            self.forks_refused = self.forks_refused or failed > 0
-            if failing >= _POLLS_AT_LIMIT:
+            at_limit = at_limit + 1 if stuck else 0
+            if at_limit >= _POLLS_AT_LIMIT:
                 self._on_limit()
                 return
