@@ -1,0 +1,139 @@
+#!/usr/bin/env python3
+"""Dispatch throughput: N ``true`` tasks through the task API against raw parallel ``podman run --rm``.
+
+Starts a private PostgreSQL, the gateway and orchestrator roles and a Worker API with
+``max_concurrency`` slots and the default per-job bounds (workspace quota mount, read-only root,
+capped log, CPU/memory/pids limits), registered as a node the way a node manager does. Then, in one
+run: N ``podman run --rm --network none IMAGE true`` from ``max_concurrency`` parallel workers (the
+baseline), and N ``commands`` tasks ``true`` submitted at once and timed until every one is
+``completed`` (fair claiming and the per-user cap in force). Prints both wall times and the
+throughput ratio (baseline time / task time; the goal is >= 0.8). A measurement, not a test.
+
+Usage: .venv/bin/python scripts/bench/dispatch_throughput.py [--tasks 200] [--concurrency 4] [--image REF]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+from dispatch_latency import register_node
+
+from cynode.composition import Stack
+from cynode.db.embedded import EmbeddedPostgres
+from cynode.http.server import ServedApp
+from cynode.sandbox import DEFAULT_SANDBOX_IMAGE, PodmanService, SandboxExecutor, SandboxSettings
+from cynode.settings import Role, load_settings
+from cynode.worker import WorkerService, create_worker_app
+
+POLL_SECONDS = 0.05
+
+
+def arguments() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--tasks", type=int, default=200)
+    parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--image", default=DEFAULT_SANDBOX_IMAGE)
+    args = parser.parse_args()
+    if args.tasks < 1 or args.concurrency < 1:
+        parser.error("--tasks and --concurrency must be at least 1")
+    return args
+
+
+def raw_podman_seconds(podman: PodmanService, image: str, count: int, concurrency: int) -> float:
+    """Wall time of ``count`` ``podman run --rm`` from ``concurrency`` parallel workers."""
+    env = {**os.environ, "CONTAINERS_CONF": str(podman.config_path)}
+    command = ["podman", "run", "--rm", "--network", "none", image, "true"]
+
+    def one(_: int) -> None:
+        subprocess.run(command, env=env, check=True, capture_output=True)
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(concurrency) as pool:
+        list(pool.map(one, range(count)))
+    return time.perf_counter() - started
+
+
+async def task_seconds(gateway: httpx.AsyncClient, auth: dict[str, str], count: int) -> float:
+    """Wall time from submitting ``count`` ``true`` tasks at once until all are completed."""
+    body = {"prompt": "true", "input_mode": "commands"}
+    started = time.perf_counter()
+    created = await asyncio.gather(*(gateway.post("/v1/tasks", json=body, headers=auth) for _ in range(count)))
+    refused = [response for response in created if response.status_code != 201]
+    if refused:
+        raise SystemExit(f"task create failed: {refused[0].status_code} {refused[0].text}")
+    while True:
+        page = await gateway.get("/v1/tasks", params={"status": "completed", "limit": 200}, headers=auth)
+        done = len(page.json()["tasks"])
+        failed = await gateway.get("/v1/tasks", params={"status": "failed", "limit": 1}, headers=auth)
+        if failed.json()["tasks"]:
+            raise SystemExit(f"a task failed: {failed.json()['tasks'][0]}")
+        if done >= count:
+            return time.perf_counter() - started
+        await asyncio.sleep(POLL_SECONDS)
+
+
+async def bench(args: argparse.Namespace, root: Path, dsn: str) -> None:
+    psk = secrets.token_urlsafe(16)
+    admin_password = secrets.token_urlsafe(16)
+    env = {
+        "CYNODE_ADMIN_PASSWORD": admin_password,
+        "CYNODE_NODE_REGISTRATION_PSK": psk,
+        "CYNODE_SECRET_KEY": base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),
+    }
+    overrides = {"data_dir": str(root / "data"), "database_url": dsn, "gateway.port": 0, "control_plane.port": 0}
+    stack = Stack(load_settings(env={}, overrides=overrides), frozenset({Role.GATEWAY, Role.ORCHESTRATOR}), env=env)
+    settings = SandboxSettings(mount_root=root / "mounts", default_image=args.image, max_concurrency=args.concurrency)
+    podman = PodmanService(root / "podman")
+    service = WorkerService(SandboxExecutor(settings, podman.url, owner="bench-throughput"), podman)
+    await service.start()
+    served = ServedApp("worker_api", create_worker_app(service), "127.0.0.1", 0)
+    await served.start()
+    await stack.start()
+    try:
+        async with (
+            httpx.AsyncClient(base_url=stack.base_url(Role.GATEWAY), timeout=120) as gateway,
+            httpx.AsyncClient(base_url=stack.base_url(Role.ORCHESTRATOR), timeout=60) as control_plane,
+        ):
+            await register_node(control_plane, psk, service, served.base_url)
+            login = await gateway.post("/v1/auth/login", json={"handle": "admin", "password": admin_password})
+            login.raise_for_status()
+            auth = {"Authorization": f"Bearer {login.json()['access_token']}"}
+            raw = await asyncio.to_thread(raw_podman_seconds, podman, args.image, args.tasks, args.concurrency)
+            tasks = await task_seconds(gateway, auth, args.tasks)
+    finally:
+        await stack.stop()
+        await service.stop()
+        await served.stop()
+    print(f"tasks: {args.tasks}, concurrency: {args.concurrency}")
+    print(f"raw podman run --rm: {raw:.1f} s ({args.tasks / raw:.1f} jobs/s)")
+    print(f"cynode tasks:        {tasks:.1f} s ({args.tasks / tasks:.1f} jobs/s)")
+    print(f"ratio: {raw / tasks:.2f} (goal >= 0.8)")
+
+
+def main() -> None:
+    args = arguments()
+    root = Path(tempfile.mkdtemp(prefix="cynode-bench-throughput-"))
+    root.chmod(0o755)  # the postgres user must traverse it when run as root
+    database = EmbeddedPostgres(root / "pg", fast_unsafe=True)
+    try:
+        dsn = database.start()
+        asyncio.run(bench(args, root, dsn))
+    finally:
+        database.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
