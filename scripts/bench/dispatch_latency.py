@@ -24,6 +24,9 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -115,7 +118,22 @@ async def time_direct_job(worker: httpx.AsyncClient, token: str, image: str, num
     return elapsed
 
 
-async def bench(iterations: int, image: str, root: Path, dsn: str) -> None:
+@dataclass(frozen=True)
+class BenchDeployment:
+    """A started control plane and Worker API registered as a node, with an admin logged in."""
+
+    gateway: httpx.AsyncClient
+    admin: dict[str, str]
+    """Authorization header of the admin."""
+    worker_url: str
+    node_token: str
+
+
+@asynccontextmanager
+async def bench_deployment(
+    root: Path, dsn: str, settings: SandboxSettings, owner: str
+) -> AsyncIterator[BenchDeployment]:
+    """Gateway and orchestrator on ``dsn`` plus a Worker API on ``settings``, all on loopback."""
     psk = secrets.token_urlsafe(16)
     admin_password = secrets.token_urlsafe(16)
     env = {
@@ -125,34 +143,41 @@ async def bench(iterations: int, image: str, root: Path, dsn: str) -> None:
     }
     overrides = {"data_dir": str(root / "data"), "database_url": dsn, "gateway.port": 0, "control_plane.port": 0}
     stack = Stack(load_settings(env={}, overrides=overrides), frozenset({Role.GATEWAY, Role.ORCHESTRATOR}), env=env)
-    settings = SandboxSettings(mount_root=root / "mounts", default_image=image)
     podman = PodmanService(root / "podman")
-    service = WorkerService(SandboxExecutor(settings, podman.url, owner="bench-dispatch"), podman)
+    service = WorkerService(SandboxExecutor(settings, podman.url, owner=owner), podman)
     await service.start()
     served = ServedApp("worker_api", create_worker_app(service), "127.0.0.1", 0)
     await served.start()
     await stack.start()
     try:
         async with (
-            httpx.AsyncClient(base_url=stack.base_url(Role.GATEWAY), timeout=60) as gateway,
+            httpx.AsyncClient(base_url=stack.base_url(Role.GATEWAY), timeout=120) as gateway,
             httpx.AsyncClient(base_url=stack.base_url(Role.ORCHESTRATOR), timeout=60) as control_plane,
-            httpx.AsyncClient(base_url=served.base_url, timeout=60) as worker,
         ):
             node_token = await register_node(control_plane, psk, service, served.base_url)
             login = await gateway.post("/v1/auth/login", json={"handle": "admin", "password": admin_password})
             login.raise_for_status()
             auth = {"Authorization": f"Bearer {login.json()['access_token']}"}
-            for warmup in range(3):
-                await time_task(gateway, auth)
-                await time_direct_job(worker, node_token, image, -1 - warmup)
-            task_times, direct_times = [], []
-            for number in range(iterations):
-                task_times.append(await time_task(gateway, auth))
-                direct_times.append(await time_direct_job(worker, node_token, image, number))
+            yield BenchDeployment(gateway, auth, served.base_url, node_token)
     finally:
         await stack.stop()
         await service.stop()
         await served.stop()
+
+
+async def bench(iterations: int, image: str, root: Path, dsn: str) -> None:
+    settings = SandboxSettings(mount_root=root / "mounts", default_image=image)
+    async with (
+        bench_deployment(root, dsn, settings, "bench-dispatch") as deployment,
+        httpx.AsyncClient(base_url=deployment.worker_url, timeout=60) as worker,
+    ):
+        for warmup in range(3):
+            await time_task(deployment.gateway, deployment.admin)
+            await time_direct_job(worker, deployment.node_token, image, -1 - warmup)
+        task_times, direct_times = [], []
+        for number in range(iterations):
+            task_times.append(await time_task(deployment.gateway, deployment.admin))
+            direct_times.append(await time_direct_job(worker, deployment.node_token, image, number))
     ratio = print_ratio(
         iterations, ("task create -> completed", task_times), ("direct jobs:run (same job)", direct_times)
     )

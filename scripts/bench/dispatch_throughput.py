@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import os
-import secrets
 import shutil
 import subprocess
 import sys
@@ -28,14 +26,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
-from dispatch_latency import register_node
+from dispatch_latency import bench_deployment
 
-from cynode.composition import Stack
 from cynode.db.embedded import EmbeddedPostgres
-from cynode.http.server import ServedApp
-from cynode.sandbox import DEFAULT_SANDBOX_IMAGE, PodmanService, SandboxExecutor, SandboxSettings
-from cynode.settings import Role, load_settings
-from cynode.worker import WorkerService, create_worker_app
+from cynode.sandbox import DEFAULT_SANDBOX_IMAGE, PodmanService, SandboxSettings
 
 POLL_SECONDS = 0.05
 
@@ -85,37 +79,11 @@ async def task_seconds(gateway: httpx.AsyncClient, auth: dict[str, str], count: 
 
 
 async def bench(args: argparse.Namespace, root: Path, dsn: str) -> None:
-    psk = secrets.token_urlsafe(16)
-    admin_password = secrets.token_urlsafe(16)
-    env = {
-        "CYNODE_ADMIN_PASSWORD": admin_password,
-        "CYNODE_NODE_REGISTRATION_PSK": psk,
-        "CYNODE_SECRET_KEY": base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),
-    }
-    overrides = {"data_dir": str(root / "data"), "database_url": dsn, "gateway.port": 0, "control_plane.port": 0}
-    stack = Stack(load_settings(env={}, overrides=overrides), frozenset({Role.GATEWAY, Role.ORCHESTRATOR}), env=env)
     settings = SandboxSettings(mount_root=root / "mounts", default_image=args.image, max_concurrency=args.concurrency)
-    podman = PodmanService(root / "podman")
-    service = WorkerService(SandboxExecutor(settings, podman.url, owner="bench-throughput"), podman)
-    await service.start()
-    served = ServedApp("worker_api", create_worker_app(service), "127.0.0.1", 0)
-    await served.start()
-    await stack.start()
-    try:
-        async with (
-            httpx.AsyncClient(base_url=stack.base_url(Role.GATEWAY), timeout=120) as gateway,
-            httpx.AsyncClient(base_url=stack.base_url(Role.ORCHESTRATOR), timeout=60) as control_plane,
-        ):
-            await register_node(control_plane, psk, service, served.base_url)
-            login = await gateway.post("/v1/auth/login", json={"handle": "admin", "password": admin_password})
-            login.raise_for_status()
-            auth = {"Authorization": f"Bearer {login.json()['access_token']}"}
-            raw = await asyncio.to_thread(raw_podman_seconds, podman, args.image, args.tasks, args.concurrency)
-            tasks = await task_seconds(gateway, auth, args.tasks)
-    finally:
-        await stack.stop()
-        await service.stop()
-        await served.stop()
+    async with bench_deployment(root, dsn, settings, "bench-throughput") as deployment:
+        podman = PodmanService(root / "podman")
+        raw = await asyncio.to_thread(raw_podman_seconds, podman, args.image, args.tasks, args.concurrency)
+        tasks = await task_seconds(deployment.gateway, deployment.admin, args.tasks)
     print(f"tasks: {args.tasks}, concurrency: {args.concurrency}")
     print(f"raw podman run --rm: {raw:.1f} s ({args.tasks / raw:.1f} jobs/s)")
     print(f"cynode tasks:        {tasks:.1f} s ({args.tasks / tasks:.1f} jobs/s)")

@@ -168,6 +168,11 @@ async def _follow_with_task(conn: Connection, task_id: uuid.UUID, job_status: st
     )
 
 
+def _fence(job_id: uuid.UUID, attempt: int) -> dict[str, Any]:
+    """The query parameters naming one attempt of a job (see the module docstring)."""
+    return {"id": job_id, "attempt": attempt}
+
+
 async def mark_run_sent(conn: Connection, job: ClaimedJob) -> bool:
     """Record that the attempt's Worker API call is about to go out; False when it is no longer current.
 
@@ -206,14 +211,7 @@ async def finish_attempt(
         WHERE id = %(id)s AND attempt = %(attempt)s AND status = 'running'
         RETURNING task_id
         """,
-        {
-            "status": status,
-            "result": Jsonb(result),
-            "error": error,
-            "reason": reason,
-            "id": job_id,
-            "attempt": attempt,
-        },
+        {**_fence(job_id, attempt), "status": status, "result": Jsonb(result), "error": error, "reason": reason},
     )
     row = await cursor.fetchone()
     if row is None:
@@ -236,7 +234,7 @@ async def requeue(conn: Connection, job_id: uuid.UUID, attempt: int, error: str)
         WHERE id = %(id)s AND attempt = %(attempt)s AND status = 'running'
         RETURNING task_id
         """,
-        {"error": error, "id": job_id, "attempt": attempt},
+        {**_fence(job_id, attempt), "error": error},
     )
     row = await cursor.fetchone()
     if row is None:
@@ -266,11 +264,10 @@ async def requeue_or_fail(
         RETURNING task_id, status, reason
         """,
         {
+            **_fence(job_id, attempt),
             "result": Jsonb(dispatch_error_result(error, reason)),
             "error": error,
             "reason": reason,
-            "id": job_id,
-            "attempt": attempt,
         },
     )
     row = await cursor.fetchone()

@@ -4,16 +4,23 @@ One :class:`Dispatcher` per orchestrator process; any number of them may share a
 sleeps on ``LISTEN cynode_dispatch`` (sent by triggers when a job is queued or requeued, a node
 slot frees up, or a node's config is applied) with a slow safety poll, and on every wake:
 
-1. reaps expired leases (stopping the stale attempt on its node first, then requeueing or failing
-   the job),
-2. claims queued jobs for nodes with free sandbox slots until none is left, starting one Worker
-   API call per claim without waiting for it,
+1. reaps expired leases: an attempt whose call was never sent goes back to the queue; one that was
+   sent may have run, so it is stopped on its node (in the background, with short deadlines) and
+   failed with ``lease_expired`` or ``node_lost``, never re-run,
+2. claims queued jobs, interleaving users, for nodes with free sandbox slots that are not held
+   (``holds``) until none is left, starting one Worker API call per claim without waiting for it,
 3. goes back to sleep.
 
-While a call is in flight its lease is renewed; when renewal fails (the job was canceled or
-reaped) the attempt is stopped on its node. ``LISTEN cynode_job_canceled`` makes a cancel stop the
-container at once when this process holds the job. Results are stored fenced by the attempt
-number, so a late or stale answer never overwrites anything.
+Re-running is a decision: an attempt the node turned away before running it (connection refused,
+429, 503) goes back to the queue at once, without using up an attempt, and the node is held until
+it is heard from again; anything that goes wrong after the run reached the node ends the job
+``failed`` with a reason. While a call is in flight its lease is renewed and the node's health is
+checked; a node that stops answering for a lease loses the job (``node_lost``) and is held. When
+renewal fails (the job was canceled or reaped) the attempt is stopped on its node.
+``LISTEN cynode_job_canceled`` makes a cancel stop the container at once when this process holds
+the job. Results are stored fenced by the attempt number, so a late or stale answer never
+overwrites anything, and an answer that cannot be stored ends the job ``result_not_stored``.
+Nothing that goes wrong with one job or node stops the loop.
 """
 
 from __future__ import annotations
@@ -297,7 +304,7 @@ class Dispatcher:
                 stored = await claims.finish_attempt(
                     conn, job.job_id, job.attempt, status=status, result=storable(response), reason=reason
                 )
-        except psycopg.DataError as exc:
+        except (psycopg.DataError, psycopg.errors.ProgramLimitExceeded) as exc:
             log.error("job_result_not_stored", extra={"job_id": str(job.job_id), "error": str(exc)})
             await self._fail(job, f"the node's answer could not be stored: {exc}", "result_not_stored")
             return
