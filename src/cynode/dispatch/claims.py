@@ -18,6 +18,7 @@ from typing import Any, Final, Literal
 from psycopg.types.json import Jsonb
 
 from cynode.contracts.reasons import EndReason
+from cynode.dispatch.holds import held_node_ids
 from cynode.nodes.dispatchable import DispatchableNode
 from cynode.tasks.repository import Connection
 
@@ -109,7 +110,8 @@ async def _next_fair_job(conn: Connection, *, inference_available: bool) -> dict
 async def claim_next(
     conn: Connection, nodes: list[DispatchableNode], *, owner: str, lease_seconds: float
 ) -> ClaimedJob | None:
-    """Claim the oldest queued job some node can take now; None when there is none.
+    """Claim the next queued job (see ``_next_fair_job``) for a node that can take it now and is not
+    held (``holds``); None when there is none.
 
     Must run inside a transaction. Jobs that need inference are skipped while no node with a free
     slot runs inference; they stay queued.
@@ -125,8 +127,12 @@ async def claim_next(
     job = await _next_fair_job(conn, inference_available=inference_node is not None)
     if job is None:
         return None
-    node = inference_node if job["needs_inference"] else plain_node
-    assert node is not None
+    # Read after the job: a node held just before this job was given back is seen as held.
+    held = await held_node_ids(conn)
+    available = [node for node in nodes if node.node_id not in held]
+    node = _choose_node(available, running, needs_inference=job["needs_inference"])
+    if node is None:
+        return None
     cursor = await conn.execute(
         """
         UPDATE jobs

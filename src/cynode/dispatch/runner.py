@@ -174,8 +174,7 @@ class Dispatcher:
     async def _claim_all(self) -> None:
         while True:
             async with self._pool.connection() as conn, conn.transaction():
-                held = await holds.held_node_ids(conn)
-                nodes = [node for node in await self._nodes(conn) if node.node_id not in held]
+                nodes = await self._nodes(conn)
                 job = await claims.claim_next(conn, nodes, owner=self.owner, lease_seconds=self._settings.lease_seconds)
             if job is None:
                 return
