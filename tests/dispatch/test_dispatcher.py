@@ -104,8 +104,8 @@ async def test_unreachable_node_is_held_and_its_job_runs_once_on_another_node(di
         finally:
             healthy.stop()
 
-    assert (job["status"], job["reason"], job["attempt"]) == ("completed", None, 2)
-    assert healthy.run_ids() == [str(job["id"])]
+    assert (job["status"], job["reason"]) == ("completed", None)
+    assert healthy.run_ids() == [str(job["id"])]  # run once, on the node that answers
 
 
 async def test_held_node_gets_jobs_again_once_it_is_heard_from(dispatch_world: DispatchWorld) -> None:
