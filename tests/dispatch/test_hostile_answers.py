@@ -6,6 +6,7 @@ sending a run. Each job runs exactly once and ends with a machine-readable reaso
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 from collections.abc import Iterator
 from http import HTTPStatus
@@ -13,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from cynode.crypto import SecretBox
 from cynode.dispatch import claims
 from cynode.dispatch.runner import NodesSource
 from tests.fixtures.tasks import FAST_DISPATCH, DispatchWorld, FakeWorker, completed_response, eventually
@@ -118,3 +120,34 @@ async def test_a_lease_lost_after_the_run_was_sent_fails_the_job_instead_of_reru
     assert (job["status"], job["task_status"], job["reason"]) == ("failed", "failed", "lease_expired")
     assert fake.runs == []  # never sent a second time
     assert fake.cancels == [str(sent.job_id)]  # the possibly running attempt is stopped
+
+
+async def test_a_node_token_that_no_longer_opens_does_not_stop_reaping_or_dispatching(
+    dispatch_world: DispatchWorld,
+) -> None:
+    healthy = FakeWorker().start()
+    try:
+        # Sealed under another key (e.g. the key file was replaced): opening it raises.
+        stranger = DispatchWorld(
+            dispatch_world.pool,
+            SecretBox(os.urandom(32)),
+            dispatch_world.user,
+            dispatch_world.tasks,
+            dispatch_world.http,
+        )
+        await stranger.node("a-sealed-elsewhere", "http://127.0.0.1:9", "token")
+        task_id = await dispatch_world.create("echo once")
+        async with dispatch_world.pool.connection() as conn, conn.transaction():
+            nodes = await NodesSource(dispatch_world.secret_box, 90)(conn)
+            sent = await claims.claim_next(conn, nodes, owner="dead-orchestrator", lease_seconds=1)
+            assert sent is not None
+            assert await claims.mark_run_sent(conn, sent)
+        dispatch_world.start(dispatch_world.dispatcher(owner="survivor"))
+        reaped = await dispatch_world.wait_job(task_id)
+        await dispatch_world.fake_node(healthy, "b-healthy")
+        later = await dispatch_world.wait_job(await dispatch_world.create("echo later"))
+    finally:
+        healthy.stop()
+
+    assert (reaped["status"], reaped["reason"]) == ("failed", "lease_expired")
+    assert later["status"] == "completed"

@@ -192,7 +192,7 @@ class Dispatcher:
             self._spawn(self._run(job, client), f"dispatch-run-{job.job_id}")
 
     def _spawn(self, work: Coroutine[Any, Any, None], name: str) -> None:
-        call = asyncio.create_task(work, name=name)
+        call = asyncio.create_task(_logging_crashes(work, name), name=name)
         self._calls.add(call)
         call.add_done_callback(self._calls.discard)
 
@@ -370,12 +370,21 @@ class Dispatcher:
     async def _cancel_quietly(self, node: DispatchableNode, client: WorkerClient, job_id: uuid.UUID) -> None:
         try:
             stopped = await client.cancel_job(node, str(job_id))
-        except WorkerCallError as exc:
+        except Exception as exc:
+            # Whatever stops the stop (the node, or its token no longer opening), the caller goes on.
             log.warning(
-                "job_stop_failed", extra={"job_id": str(job_id), "node_slug": node.node_slug, "error": str(exc)}
+                "job_stop_failed",
+                extra={"job_id": str(job_id), "node_slug": node.node_slug, "error": f"{type(exc).__name__}: {exc}"},
             )
             return
         log.info("job_stop_sent", extra={"job_id": str(job_id), "node_slug": node.node_slug, "stopped": stopped})
+
+
+async def _logging_crashes(work: Coroutine[Any, Any, None], name: str) -> None:
+    try:
+        await work
+    except Exception:
+        log.exception("dispatch_task_crashed", extra={"task": name})
 
 
 def response_reason(response: RunJobResponse) -> EndReason:

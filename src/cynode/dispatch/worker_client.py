@@ -19,6 +19,7 @@ from cynode.context import LocalWorker
 from cynode.contracts.codec import PayloadError, decode, encode, to_json_object
 from cynode.contracts.reasons import EndReason
 from cynode.contracts.worker import CancelJobResponse, RunJobRequest, RunJobResponse
+from cynode.crypto import DecryptionError
 from cynode.dispatch.settings import DispatchSettings
 from cynode.http.problems import ProblemError
 from cynode.nodes.dispatchable import DispatchableNode
@@ -68,6 +69,18 @@ class WorkerClient(Protocol):
         ...
 
 
+def _token(node: DispatchableNode) -> str:
+    """The node's Worker API token; one that no longer opens means nothing can be sent there."""
+    try:
+        return node.bearer_token()
+    except DecryptionError:
+        raise WorkerCallError(
+            "the node's Worker API token does not open with this orchestrator's secret key",
+            reason="node_unreachable",
+            never_started=True,
+        ) from None
+
+
 def _refused(status: int, detail: str | None) -> WorkerCallError:
     message = f"worker api returned {status}"
     if detail:
@@ -105,7 +118,7 @@ class HttpWorkerClient:
         self, node: DispatchableNode, method: str, path: str, body: bytes | None, *, read_timeout: float
     ) -> tuple[int, bytes]:
         """The status and (capped) body of one call; the node's token is only sent, never reported."""
-        headers = {"Authorization": f"Bearer {node.bearer_token()}", "Content-Type": "application/json"}
+        headers = {"Authorization": f"Bearer {_token(node)}", "Content-Type": "application/json"}
         timeout = httpx.Timeout(read_timeout, connect=self._settings.worker_connect_timeout_seconds)
         request = self._http.build_request(
             method, self._url(node, path), content=body, headers=headers, timeout=timeout
@@ -187,7 +200,7 @@ class InProcessWorkerClient:
         self._service = local.service
 
     def _authenticate(self, node: DispatchableNode) -> None:
-        self._service.authenticate(f"Bearer {node.bearer_token()}")
+        self._service.authenticate(f"Bearer {_token(node)}")
 
     async def run_job(self, node: DispatchableNode, request: RunJobRequest) -> RunJobResponse:
         try:
