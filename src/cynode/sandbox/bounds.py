@@ -22,8 +22,9 @@ log = logging.getLogger(__name__)
 KILLED_EXIT_CODE = 128 + 9
 _CGROUP_ROOT = Path("/sys/fs/cgroup")
 _POLL_SECONDS = 0.05
-# Consecutive polls at the limit before the job counts as stuck there.
-_POLLS_AT_LIMIT = 20
+# A job may sit at its limit for a while (a build forking many compilers, a bomb that stops by
+# itself); only one still there after this long (consecutive polls, ~5 s) is stopped.
+_POLLS_AT_LIMIT = 100
 
 
 def exit_reason(exit_code: int, *, workspace_full: bool, forks_refused: bool) -> EndReason | None:
