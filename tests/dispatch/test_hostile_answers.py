@@ -16,6 +16,7 @@ import pytest
 
 from cynode.crypto import SecretBox
 from cynode.dispatch import claims
+from cynode.dispatch.claims import ClaimedJob
 from cynode.dispatch.runner import NodesSource
 from tests.fixtures.tasks import FAST_DISPATCH, DispatchWorld, FakeWorker, completed_response, eventually
 
@@ -98,6 +99,16 @@ async def test_a_node_that_never_answers_loses_its_job_and_others_keep_working(
     assert await dispatch_world.held(silent_id)
 
 
+async def sent_by_a_dead_orchestrator(world: DispatchWorld) -> ClaimedJob:
+    """The oldest queued job, claimed and sent by an orchestrator that then died (lease of 1 s)."""
+    async with world.pool.connection() as conn, conn.transaction():
+        nodes = await NodesSource(world.secret_box, 90)(conn)
+        sent = await claims.claim_next(conn, nodes, owner="dead-orchestrator", lease_seconds=1)
+        assert sent is not None
+        assert await claims.mark_run_sent(conn, sent)
+    return sent
+
+
 async def test_a_lease_lost_after_the_run_was_sent_fails_the_job_instead_of_rerunning_it(
     dispatch_world: DispatchWorld,
 ) -> None:
@@ -105,12 +116,7 @@ async def test_a_lease_lost_after_the_run_was_sent_fails_the_job_instead_of_reru
     try:
         await dispatch_world.fake_node(fake)
         task_id = await dispatch_world.create("echo once")
-        # An orchestrator claims the job, sends it, and dies before the answer comes back.
-        async with dispatch_world.pool.connection() as conn, conn.transaction():
-            nodes = await NodesSource(dispatch_world.secret_box, 90)(conn)
-            sent = await claims.claim_next(conn, nodes, owner="dead-orchestrator", lease_seconds=1)
-            assert sent is not None
-            assert await claims.mark_run_sent(conn, sent)
+        sent = await sent_by_a_dead_orchestrator(dispatch_world)
         dispatch_world.start(dispatch_world.dispatcher(owner="survivor"))
         job = await dispatch_world.wait_job(task_id)
         await eventually(lambda: bool(fake.cancels))
@@ -137,11 +143,7 @@ async def test_a_node_token_that_no_longer_opens_does_not_stop_reaping_or_dispat
         )
         await stranger.node("a-sealed-elsewhere", "http://127.0.0.1:9", "token")
         task_id = await dispatch_world.create("echo once")
-        async with dispatch_world.pool.connection() as conn, conn.transaction():
-            nodes = await NodesSource(dispatch_world.secret_box, 90)(conn)
-            sent = await claims.claim_next(conn, nodes, owner="dead-orchestrator", lease_seconds=1)
-            assert sent is not None
-            assert await claims.mark_run_sent(conn, sent)
+        await sent_by_a_dead_orchestrator(dispatch_world)
         dispatch_world.start(dispatch_world.dispatcher(owner="survivor"))
         reaped = await dispatch_world.wait_job(task_id)
         await dispatch_world.fake_node(healthy, "b-healthy")

@@ -150,6 +150,8 @@ class PodmanService:
                 stdout=service_log,
                 stderr=service_log,
                 start_new_session=True,
+                # conmon leaves files (an "oom" marker after an OOM kill) in its working directory.
+                cwd=self._dir,
             )
         helper_processes.record(self._pid_file, self._process.pid)
         log.info("podman_service_starting", extra={"pid": self._process.pid, "socket": str(self.socket_path)})
