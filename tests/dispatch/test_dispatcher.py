@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
+import uuid
 from http import HTTPStatus
 from typing import Any
 
@@ -62,7 +64,9 @@ async def test_worker_refusal_fails_the_job_with_a_dispatch_error_and_no_token(d
         "status": "failed",
         "exit_code": -1,
         "error": "worker api returned 400: image not allowed",
+        "reason": "worker_refused",
     }
+    assert job["reason"] == "worker_refused"
     assert fake.token is not None
     assert fake.token not in json.dumps(job["result"]) + str(job["error"])
 
@@ -75,29 +79,74 @@ async def test_unusable_answer_fails_the_job(dispatch_world: DispatchWorld) -> N
     assert job["result"]["error"].startswith("worker api returned an invalid response: Object missing required field")
 
 
-async def test_unreachable_worker_is_retried_then_the_job_fails(dispatch_world: DispatchWorld) -> None:
-    fake = FakeWorker().start()
-    base_url = fake.base_url
-    fake.stop()  # nothing listens on its port any more
-    await dispatch_world.node("gone", base_url, "token-gone")
-    dispatch_world.start(dispatch_world.dispatcher())
-    task_id = await dispatch_world.create("true")
-
-    job = await dispatch_world.wait_job(task_id)
-
-    assert job["status"] == "failed"
-    assert job["result"]["error"].startswith(
-        f"worker api unreachable after {FAST_DISPATCH.transport_attempts} attempts"
-    )
+async def wait_held(world: DispatchWorld, node_id: uuid.UUID) -> None:
+    async with asyncio.timeout(30):
+        while not await world.held(node_id):  # noqa: ASYNC110 - the state is in the database
+            await asyncio.sleep(0.05)
 
 
-async def test_busy_node_gets_the_job_again_until_attempts_run_out(dispatch_world: DispatchWorld) -> None:
-    fake = FakeWorker(behaviour=refusing(HTTPStatus.TOO_MANY_REQUESTS, "all 2 sandbox slots are busy"))
-    job = await dispatch_one(dispatch_world, fake)
+async def test_unreachable_node_is_held_and_its_job_runs_once_on_another_node(dispatch_world: DispatchWorld) -> None:
+    healthy = FakeWorker().start()
+    # Bound but not listening: every connection is refused, and no other server can take the port.
+    with socket.socket() as closed_port:
+        closed_port.bind(("127.0.0.1", 0))
+        host, port = closed_port.getsockname()
+        try:
+            gone_id = await dispatch_world.node("a-gone", f"http://{host}:{port}", "token-gone")
+            dispatch_world.start(dispatch_world.dispatcher())
+            task_id = await dispatch_world.create("true")
+            await wait_held(dispatch_world, gone_id)
+            job = await dispatch_world.job(task_id)
+            assert (job["status"], job["attempt"]) == ("queued", 1)  # given back at once, not failed
 
-    assert [run["attempt"] for run in fake.runs] == [1, 2, 3]
-    assert (job["status"], job["attempt"]) == ("failed", 3)
-    assert job["result"]["error"] == "worker api returned 429: all 2 sandbox slots are busy"
+            await dispatch_world.fake_node(healthy, "b-healthy")
+            job = await dispatch_world.wait_job(task_id)
+        finally:
+            healthy.stop()
+
+    assert (job["status"], job["reason"]) == ("completed", None)
+    assert healthy.run_ids() == [str(job["id"])]  # run once, on the node that answers
+
+
+async def test_held_node_gets_jobs_again_once_it_is_heard_from(dispatch_world: DispatchWorld) -> None:
+    fake = FakeWorker(behaviour=refusing(HTTPStatus.SERVICE_UNAVAILABLE, "worker config not applied"))
+    fake.start()
+    try:
+        node_id = await dispatch_world.fake_node(fake)
+        dispatch_world.start(dispatch_world.dispatcher())
+        task_id = await dispatch_world.create("true")
+        await wait_held(dispatch_world, node_id)
+        assert (await dispatch_world.job(task_id))["status"] == "queued"
+        await asyncio.sleep(3 * FAST_DISPATCH.safety_poll_seconds)
+        assert len(fake.runs) == 1  # held: not asked again while silent
+
+        fake.behaviour = echo_job
+        await dispatch_world.heartbeat(node_id)
+        job = await dispatch_world.wait_job(task_id)
+    finally:
+        fake.stop()
+
+    assert (job["status"], job["attempt"]) == ("completed", 2)
+    assert not await dispatch_world.held(node_id)
+
+
+async def test_busy_node_gives_the_job_back_without_using_up_its_attempts(dispatch_world: DispatchWorld) -> None:
+    busy = FakeWorker(behaviour=refusing(HTTPStatus.TOO_MANY_REQUESTS, "all 2 sandbox slots are busy")).start()
+    spare = FakeWorker().start()
+    try:
+        await dispatch_world.fake_node(busy, "a-busy")
+        dispatch_world.start(dispatch_world.dispatcher())
+        task_id = await dispatch_world.create("true")
+        await eventually(lambda: len(busy.runs) == 1)
+        await dispatch_world.fake_node(spare, "b-spare")
+        job = await dispatch_world.wait_job(task_id)
+    finally:
+        busy.stop()
+        spare.stop()
+
+    assert (job["status"], job["attempt"], job["max_attempts"]) == ("completed", 2, 4)
+    assert [run["attempt"] for run in busy.runs] == [1]
+    assert [run["attempt"] for run in spare.runs] == [2]
 
 
 async def test_two_dispatchers_run_every_job_exactly_once_within_node_capacity(dispatch_world: DispatchWorld) -> None:
@@ -157,13 +206,13 @@ async def test_expired_lease_is_requeued_and_the_stale_attempt_cannot_write(disp
         job = await dispatch_world.wait_job(task_id)
         async with dispatch_world.pool.connection() as conn, conn.transaction():
             stale_written = await claims.finish_attempt(
-                conn, stale.job_id, stale.attempt, status="failed", result={"stdout": "stale"}
+                conn, stale.job_id, stale.attempt, status="failed", result={"stdout": "stale"}, reason=None
             )
     finally:
         fake.stop()
 
     assert stale_written is False
-    assert fake.cancels == [str(stale.job_id)]  # the stale attempt is stopped on its node first
+    assert fake.cancels == []  # its call was never sent, so nothing runs on the node
     assert [run["attempt"] for run in fake.runs] == [2]
     assert (job["status"], job["task_status"], job["attempt"]) == ("completed", "completed", 2)
     assert job["result"]["stdout"] == f"ran {stale.job_id} attempt 2\n"

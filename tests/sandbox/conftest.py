@@ -10,24 +10,26 @@ from typing import Any
 import pytest
 
 from cynode.sandbox import PodmanService, SandboxExecutor
-from tests.fixtures.podman import remove_containers_of, sandbox_settings
+from tests.fixtures.podman import sandbox_settings
 
 ExecutorFactory = Callable[..., SandboxExecutor]
 
 
 @pytest.fixture
 def executor_factory(podman_service: PodmanService, sandbox_image: str, tmp_path: Path) -> Iterator[ExecutorFactory]:
-    owners: list[str] = []
+    executors: list[SandboxExecutor] = []
 
     def factory(*, owner: str | None = None, **overrides: Any) -> SandboxExecutor:
         owner = owner or f"test-{uuid.uuid4().hex[:12]}"
-        owners.append(owner)
         settings = sandbox_settings(overrides.pop("mount_root", tmp_path / "mounts"), podman_service.url, **overrides)
-        return SandboxExecutor(settings, podman_service.url, owner=owner)
+        executor = SandboxExecutor(settings, podman_service.url, owner=owner)
+        executors.append(executor)
+        return executor
 
     yield factory
-    for owner in owners:
-        remove_containers_of(podman_service.url, owner)
+    for executor in executors:
+        # Containers and job directories (whose workspaces are mounts) the test left behind.
+        executor.sweep_orphans()
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from cynode.sandbox import (
     SandboxBusyError,
     SandboxExecutor,
 )
-from cynode.sandbox.executor import LABEL_ATTEMPT, LABEL_JOB, LABEL_OWNER, LABEL_TASK
+from cynode.sandbox.profile import LABEL_ATTEMPT, LABEL_JOB, LABEL_OWNER, LABEL_TASK
 from tests.fixtures.podman import TEST_MAX_PIDS, containers_of
 from tests.sandbox.conftest import ExecutorFactory
 

@@ -13,7 +13,7 @@ import httpx
 import pytest
 from podman import PodmanClient
 
-from cynode.sandbox.executor import LABEL_OWNER
+from cynode.sandbox.profile import LABEL_OWNER
 from tests.fixtures.podman import WORKER_TOKEN, RunningWorker, WorkerFactory
 
 AUTH = {"Authorization": f"Bearer {WORKER_TOKEN}"}

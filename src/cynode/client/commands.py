@@ -222,7 +222,8 @@ def create_task(prompt: str | None, source: TextIO | None, input_mode: InputMode
                 if job.result is not None:
                     echo_output(job.result, raw=raw)
         if result.status != "completed":
-            click.echo(f"task {result.task_id} {result.status}", err=True)
+            reason = next((job.reason for job in reversed(result.jobs) if job.reason), None)
+            click.echo(f"task {result.task_id} {result.status}" + (f" ({reason})" if reason else ""), err=True)
     raise SystemExit(exit_code_of(result))
 
 
@@ -307,6 +308,8 @@ def get_task(task_ref: str, as_json: bool) -> None:
 
 def show_task(found: TaskResponse) -> None:
     click.echo(f"id:       {found.id}\nname:     {found.task_name}\nstatus:   {found.status}")
+    if found.reason:
+        click.echo(f"reason:   {found.reason}")
     click.echo(f"created:  {found.created_at.isoformat()}\nupdated:  {found.updated_at.isoformat()}")
     click.echo(f"prompt:   {terminal_safe(found.prompt)}")
     if found.summary:
@@ -328,6 +331,8 @@ def show_result(result: TaskResultResponse, *, raw: bool) -> None:
         exit_code = job.result.get("exit_code") if job.result else None
         click.echo(f"job {job.id} attempt {job.attempt}: {job.status} on {job.node_slug or '-'}, exit code "
                    f"{'-' if exit_code is None else exit_code}")  # fmt: skip
+        if job.reason:
+            click.echo(f"reason: {job.reason}")
         if job.result is not None:
             echo_output(job.result, raw=raw)
 

@@ -62,6 +62,8 @@ class TaskResponse(msgspec.Struct, kw_only=True, omit_defaults=True):
     created_at: Timestamp
     updated_at: Timestamp
     attachments: list[str] = []
+    reason: str | None = None
+    """Why a task that is not ``completed`` ended (machine-readable, e.g. ``timeout``, ``node_lost``)."""
 
 
 class TaskListResponse(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -81,6 +83,8 @@ class TaskResultJob(msgspec.Struct, kw_only=True, omit_defaults=True):
     started_at: Timestamp | None = None
     ended_at: Timestamp | None = None
     result: dict[str, Any] | None = None
+    reason: str | None = None
+    """Why a job that is not ``completed`` ended (machine-readable, e.g. ``result_not_stored``)."""
 
 
 class TaskResultResponse(msgspec.Struct, kw_only=True):

@@ -9,6 +9,7 @@ from cynode.contracts.codec import Timestamp, VersionedPayload
 __all__ = [
     "CancelJobResponse",
     "NetworkPolicy",
+    "OutputReplacement",
     "OutputTruncation",
     "RunDiagnostics",
     "RunJobRequest",
@@ -64,6 +65,13 @@ class OutputTruncation(msgspec.Struct, kw_only=True):
     stderr: bool
 
 
+class OutputReplacement(msgspec.Struct, kw_only=True):
+    """Whether stdout / stderr had bytes that were not UTF-8 text, or NUL, each shown as U+FFFD."""
+
+    stdout: bool
+    stderr: bool
+
+
 class RunDiagnostics(msgspec.Struct, kw_only=True, omit_defaults=True):
     """How the worker ran the container, for debugging failed jobs; never holds secrets."""
 
@@ -91,6 +99,9 @@ class RunJobResponse(VersionedPayload, kw_only=True, omit_defaults=True):
     started_at: Timestamp
     ended_at: Timestamp
     truncated: OutputTruncation
+    replaced: OutputReplacement | None = None
+    reason: str | None = None
+    """Why a job that did not complete ended (e.g. ``timeout``, ``disk_quota``, ``memory``, ``pids``)."""
     artifacts: list[dict[str, Any]] = []
     run_diagnostics: RunDiagnostics | None = None
 

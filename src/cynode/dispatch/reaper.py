@@ -1,10 +1,11 @@
 """Reclaiming jobs whose lease expired (their dispatcher died or lost the database).
 
 One expired job at a time is locked (``FOR UPDATE SKIP LOCKED``, so several reapers never take the
-same one), its stale attempt is stopped on its node while the lock is held, and only then is the
-job requeued or failed. Holding the lock across the stop means no new attempt can be claimed, and
-no other reaper can send a stop, until the old container is gone: a late stop can never hit the
-next attempt, which runs under the same job id.
+same one). An attempt whose Worker API call was never sent is simply given back to the queue. One
+that was sent may have run, so it is never run again: the reaper fences it (takes the lease for a
+short stop window, so no other reaper touches it and no new attempt can be claimed, the job still
+being ``running``), stops it on its node outside any transaction with short deadlines, and then
+fails it with ``lease_expired`` (or ``node_lost`` when its node is no longer dispatchable).
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-from cynode.dispatch.claims import requeue_or_fail
+from cynode.contracts.reasons import EndReason
+from cynode.dispatch.claims import dispatch_error_result, finish_attempt, requeue_or_fail
 from cynode.tasks.repository import Connection
 
 
@@ -21,6 +23,7 @@ class ExpiredLease:
     job_id: uuid.UUID
     attempt: int
     node_id: uuid.UUID | None
+    run_sent: bool
 
 
 async def lock_next_expired(conn: Connection) -> ExpiredLease | None:
@@ -30,7 +33,7 @@ async def lock_next_expired(conn: Connection) -> ExpiredLease | None:
     """
     cursor = await conn.execute(
         """
-        SELECT id, attempt, node_id FROM jobs
+        SELECT id, attempt, node_id, run_sent_at IS NOT NULL AS run_sent FROM jobs
         WHERE status = 'running' AND lease_expires_at < now()
         ORDER BY lease_expires_at, id
         LIMIT 1
@@ -38,9 +41,38 @@ async def lock_next_expired(conn: Connection) -> ExpiredLease | None:
         """
     )
     row = await cursor.fetchone()
-    return None if row is None else ExpiredLease(row["id"], row["attempt"], row["node_id"])
+    return None if row is None else ExpiredLease(row["id"], row["attempt"], row["node_id"], row["run_sent"])
 
 
-async def reclaim(conn: Connection, lease: ExpiredLease) -> str | None:
-    """Requeue the locked job (or fail it on its last attempt); its new status, as requeue_or_fail."""
-    return await requeue_or_fail(conn, lease.job_id, lease.attempt, f"lease of attempt {lease.attempt} expired")
+async def requeue_unsent(conn: Connection, lease: ExpiredLease) -> str | None:
+    """Give a never-sent attempt back to the queue (or fail it on its last attempt); as requeue_or_fail."""
+    return await requeue_or_fail(
+        conn, lease.job_id, lease.attempt, f"lease of attempt {lease.attempt} expired", "lease_expired"
+    )
+
+
+async def fence(conn: Connection, lease: ExpiredLease, *, owner: str, stop_seconds: float) -> bool:
+    """Take the expired attempt for ``stop_seconds`` while it is stopped on its node; False if it moved on."""
+    cursor = await conn.execute(
+        """
+        UPDATE jobs SET lease_owner = %s, lease_expires_at = now() + make_interval(secs => %s), updated_at = now()
+        WHERE id = %s AND attempt = %s AND status = 'running'
+        RETURNING 1
+        """,
+        (owner, stop_seconds, lease.job_id, lease.attempt),
+    )
+    return await cursor.fetchone() is not None
+
+
+async def fail_sent(conn: Connection, lease: ExpiredLease, reason: EndReason) -> bool:
+    """Fail a sent attempt whose dispatcher is gone; it may have run, so it is not run again."""
+    message = f"lease of attempt {lease.attempt} expired after its run was sent to the node"
+    return await finish_attempt(
+        conn,
+        lease.job_id,
+        lease.attempt,
+        status="failed",
+        result=dispatch_error_result(message, reason),
+        reason=reason,
+        error=message,
+    )

@@ -4,16 +4,23 @@ One :class:`Dispatcher` per orchestrator process; any number of them may share a
 sleeps on ``LISTEN cynode_dispatch`` (sent by triggers when a job is queued or requeued, a node
 slot frees up, or a node's config is applied) with a slow safety poll, and on every wake:
 
-1. reaps expired leases (stopping the stale attempt on its node first, then requeueing or failing
-   the job),
-2. claims queued jobs for nodes with free sandbox slots until none is left, starting one Worker
-   API call per claim without waiting for it,
+1. reaps expired leases: an attempt whose call was never sent goes back to the queue; one that was
+   sent may have run, so it is stopped on its node (in the background, with short deadlines) and
+   failed with ``lease_expired`` or ``node_lost``, never re-run,
+2. claims queued jobs, interleaving users, for nodes with free sandbox slots that are not held
+   (``holds``) until none is left, starting one Worker API call per claim without waiting for it,
 3. goes back to sleep.
 
-While a call is in flight its lease is renewed; when renewal fails (the job was canceled or
-reaped) the attempt is stopped on its node. ``LISTEN cynode_job_canceled`` makes a cancel stop the
-container at once when this process holds the job. Results are stored fenced by the attempt
-number, so a late or stale answer never overwrites anything.
+Re-running is a decision: an attempt the node turned away before running it (connection refused,
+429, 503) goes back to the queue at once, without using up an attempt, and the node is held until
+it is heard from again; anything that goes wrong after the run reached the node ends the job
+``failed`` with a reason. While a call is in flight its lease is renewed and the node's health is
+checked; a node that stops answering for a lease loses the job (``node_lost``) and is held. When
+renewal fails (the job was canceled or reaped) the attempt is stopped on its node.
+``LISTEN cynode_job_canceled`` makes a cancel stop the container at once when this process holds
+the job. Results are stored fenced by the attempt number, so a late or stale answer never
+overwrites anything, and an answer that cannot be stored ends the job ``result_not_stored``.
+Nothing that goes wrong with one job or node stops the loop.
 """
 
 from __future__ import annotations
@@ -23,20 +30,22 @@ import contextlib
 import logging
 import os
 import socket
+import time
 import uuid
 from collections.abc import Coroutine
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, cast, get_args
 
 import httpx
 import psycopg
 
 from cynode.context import LocalWorker, OrchestratorContext
 from cynode.contracts.codec import PayloadError, convert, to_json_object
-from cynode.contracts.worker import RunJobRequest, SandboxSpec
+from cynode.contracts.reasons import EndReason
+from cynode.contracts.worker import RunJobRequest, RunJobResponse, SandboxSpec
 from cynode.crypto import SecretBox
 from cynode.db.pool import Pool
-from cynode.dispatch import claims, leases, reaper
+from cynode.dispatch import claims, holds, leases, reaper
 from cynode.dispatch.claims import ClaimedJob
 from cynode.dispatch.settings import DispatchSettings
 from cynode.dispatch.worker_client import HttpWorkerClient, WorkerCallError, WorkerClient, WorkerClients
@@ -154,6 +163,9 @@ class Dispatcher:
                 await self._claim_all()
             except psycopg.Error as exc:
                 log.warning("dispatch_pass_failed", extra={"error": str(exc)})
+            except Exception:
+                # Whatever went wrong with one job or node must not end dispatching for all of them.
+                log.exception("dispatch_pass_crashed")
             # asyncio.timeout, not wait_for: on 3.11 wait_for loses a cancel that lands just as the
             # event is set, and the dispatcher would then never stop.
             with contextlib.suppress(TimeoutError):
@@ -181,27 +193,47 @@ class Dispatcher:
             self._spawn(self._run(job, client), f"dispatch-run-{job.job_id}")
 
     def _spawn(self, work: Coroutine[Any, Any, None], name: str) -> None:
-        call = asyncio.create_task(work, name=name)
+        call = asyncio.create_task(_logging_crashes(work, name), name=name)
         self._calls.add(call)
         call.add_done_callback(self._calls.discard)
 
     async def _reap(self) -> None:
+        """Deal with every expired lease; stopping sent attempts on their nodes happens in the background."""
         while True:
             async with self._pool.connection() as conn, conn.transaction():
                 lease = await reaper.lock_next_expired(conn)
                 if lease is None:
                     return
-                nodes = {node.node_id: node for node in await self._nodes(conn)}
-                node = nodes.get(lease.node_id) if lease.node_id else None
-                if node is not None:
-                    # The stale attempt may still run there: stop it, so the next attempt is not
-                    # refused as a duplicate and one job never runs in two containers.
-                    await self._cancel_quietly(node, self._clients.for_node(node), lease.job_id)
-                outcome = await reaper.reclaim(conn, lease)
+                if not lease.run_sent:
+                    outcome = await reaper.requeue_unsent(conn, lease)
+                elif await reaper.fence(conn, lease, owner=self.owner, stop_seconds=self._stop_window()):
+                    outcome = "stopping"
+                    self._spawn(self._stop_expired(lease), f"dispatch-reap-{lease.job_id}")
+                else:
+                    outcome = None
             log.warning(
                 "job_lease_expired",
                 extra={"job_id": str(lease.job_id), "attempt": lease.attempt, "outcome": outcome},
             )
+
+    def _stop_window(self) -> float:
+        # Long enough for a cancel call's connect and reply deadlines, with room to spare.
+        return 2 * (self._settings.worker_connect_timeout_seconds + self._settings.worker_reply_timeout_seconds)
+
+    async def _stop_expired(self, lease: reaper.ExpiredLease) -> None:
+        """Stop a fenced attempt on its node (it may still run there), then fail it: it is never re-run."""
+        async with self._pool.connection() as conn:
+            nodes = {node.node_id: node for node in await self._nodes(conn)}
+        node = nodes.get(lease.node_id) if lease.node_id else None
+        if node is not None:
+            await self._cancel_quietly(node, self._clients.for_node(node), lease.job_id)
+        reason: EndReason = "lease_expired" if node is not None else "node_lost"
+        async with self._pool.connection() as conn, conn.transaction():
+            failed = await reaper.fail_sent(conn, lease, reason)
+        log.warning(
+            "job_lease_expired",
+            extra={"job_id": str(lease.job_id), "attempt": lease.attempt, "outcome": "failed" if failed else None},
+        )
 
     # One attempt -------------------------------------------------------------------------------
 
@@ -210,8 +242,10 @@ class Dispatcher:
         try:
             await self._attempt(job, client)
         except psycopg.Error as exc:
-            # The lease runs out and the reaper gives the job another attempt.
-            log.error("job_result_not_stored", extra={"job_id": str(job.job_id), "error": str(exc)})
+            # The job keeps its lease until it runs out; the reaper then fails it without re-running.
+            log.error("job_attempt_not_recorded", extra={"job_id": str(job.job_id), "error": str(exc)})
+        except Exception:
+            log.exception("job_attempt_crashed", extra={"job_id": str(job.job_id)})
         finally:
             lease_keeper.cancel()
             self._in_flight.pop(job.job_id, None)
@@ -221,42 +255,89 @@ class Dispatcher:
         try:
             sandbox = convert(job.payload, SandboxSpec)
         except PayloadError as exc:
-            await self._fail(job, f"job payload is invalid: {exc}")
+            await self._fail(job, f"job payload is invalid: {exc}", "invalid_payload")
             return
         request = RunJobRequest(
             version=1, task_id=str(job.task_id), job_id=str(job.job_id), sandbox=sandbox, attempt=job.attempt
         )
+        async with self._pool.connection() as conn:
+            if not await claims.mark_run_sent(conn, job):
+                self._log_end(job, "discarded")
+                return
         try:
-            response = await client.run_job(job.node, request)
+            response = await self._run_watched(job, client, request)
         except WorkerCallError as exc:
-            if exc.busy:
+            if exc.never_started:
                 await self._give_back(job, str(exc))
+            elif exc.duplicate:
+                await self._retry_later(job, str(exc))
             else:
-                await self._fail(job, str(exc))
+                await self._fail(job, str(exc), exc.reason)
             return
-        status: claims.EndStatus = "completed" if response.status == "completed" else "failed"
-        async with self._pool.connection() as conn, conn.transaction():
-            stored = await claims.finish_attempt(
-                conn, job.job_id, job.attempt, status=status, result=to_json_object(response)
-            )
-        self._log_end(job, status if stored else "discarded", exit_code=response.exit_code)
+        await self._store(job, response)
 
-    async def _fail(self, job: ClaimedJob, message: str) -> None:
+    async def _run_watched(self, job: ClaimedJob, client: WorkerClient, request: RunJobRequest) -> RunJobResponse:
+        """The node's answer; a node that stops answering health checks for a lease loses the job."""
+        call = asyncio.create_task(client.run_job(job.node, request), name=f"dispatch-call-{job.job_id}")
+        heard_at = time.monotonic()
+        try:
+            while True:
+                done, _ = await asyncio.wait({call}, timeout=self._settings.lease_renew_seconds)
+                if done:
+                    return call.result()
+                if await client.answers(job.node):
+                    heard_at = time.monotonic()
+                elif time.monotonic() - heard_at > self._settings.lease_seconds:
+                    await self._hold(job.node, "stopped answering during a job")
+                    raise WorkerCallError(
+                        f"node {job.node.node_slug} stopped answering while it ran the job", reason="node_lost"
+                    )
+        finally:
+            call.cancel()
+
+    async def _store(self, job: ClaimedJob, response: RunJobResponse) -> None:
+        """Record the node's answer; one that cannot be stored becomes a ``result_not_stored`` failure."""
+        status: claims.EndStatus = "completed" if response.status == "completed" else "failed"
+        reason = None if status == "completed" else response_reason(response)
+        try:
+            async with self._pool.connection() as conn, conn.transaction():
+                stored = await claims.finish_attempt(
+                    conn, job.job_id, job.attempt, status=status, result=storable(response), reason=reason
+                )
+        except (psycopg.DataError, psycopg.errors.ProgramLimitExceeded) as exc:
+            log.error("job_result_not_stored", extra={"job_id": str(job.job_id), "error": str(exc)})
+            await self._fail(job, f"the node's answer could not be stored: {exc}", "result_not_stored")
+            return
+        self._log_end(job, status if stored else "discarded", exit_code=response.exit_code, reason=reason)
+
+    async def _fail(self, job: ClaimedJob, message: str, reason: EndReason) -> None:
         async with self._pool.connection() as conn, conn.transaction():
             stored = await claims.finish_attempt(
                 conn,
                 job.job_id,
                 job.attempt,
                 status="failed",
-                result=claims.dispatch_error_result(message),
+                result=claims.dispatch_error_result(message, reason),
+                reason=reason,
                 error=message,
             )
-        self._log_end(job, "failed" if stored else "discarded", error=message)
+        self._log_end(job, "failed" if stored else "discarded", error=message, reason=reason)
 
     async def _give_back(self, job: ClaimedJob, message: str) -> None:
+        """The job never started: hold its node and queue the job again at once for another one."""
+        await self._hold(job.node, message)
         async with self._pool.connection() as conn, conn.transaction():
-            outcome = await claims.requeue_or_fail(conn, job.job_id, job.attempt, message)
+            requeued = await claims.requeue(conn, job.job_id, job.attempt, message)
+        self._log_end(job, "queued" if requeued else "discarded", error=message)
+
+    async def _retry_later(self, job: ClaimedJob, message: str) -> None:
+        async with self._pool.connection() as conn, conn.transaction():
+            outcome = await claims.requeue_or_fail(conn, job.job_id, job.attempt, message, "worker_refused")
         self._log_end(job, outcome or "discarded", error=message)
+
+    async def _hold(self, node: DispatchableNode, why: str) -> None:
+        async with self._pool.connection() as conn:
+            await holds.hold_node(conn, node.node_id, why)
 
     def _log_end(self, job: ClaimedJob, outcome: str, **details: object) -> None:
         log.info(
@@ -290,12 +371,42 @@ class Dispatcher:
     async def _cancel_quietly(self, node: DispatchableNode, client: WorkerClient, job_id: uuid.UUID) -> None:
         try:
             stopped = await client.cancel_job(node, str(job_id))
-        except WorkerCallError as exc:
+        except Exception as exc:
+            # Whatever stops the stop (the node, or its token no longer opening), the caller goes on.
             log.warning(
-                "job_stop_failed", extra={"job_id": str(job_id), "node_slug": node.node_slug, "error": str(exc)}
+                "job_stop_failed",
+                extra={"job_id": str(job_id), "node_slug": node.node_slug, "error": f"{type(exc).__name__}: {exc}"},
             )
             return
         log.info("job_stop_sent", extra={"job_id": str(job_id), "node_slug": node.node_slug, "stopped": stopped})
+
+
+async def _logging_crashes(work: Coroutine[Any, Any, None], name: str) -> None:
+    try:
+        await work
+    except Exception:
+        log.exception("dispatch_task_crashed", extra={"task": name})
+
+
+def response_reason(response: RunJobResponse) -> EndReason:
+    """Why a job the node answered for did not complete: the node's word, else what its status says."""
+    if response.reason in get_args(EndReason):
+        return cast(EndReason, response.reason)
+    if response.status == "timeout":
+        return "timeout"
+    return "exit_nonzero" if response.exit_code > 0 else "not_started"
+
+
+def storable(response: RunJobResponse) -> dict[str, Any]:
+    """The answer as a JSON object PostgreSQL can hold: any NUL a node sent becomes U+FFFD."""
+    result = to_json_object(response)
+    for stream in ("stdout", "stderr"):
+        text = result.get(stream)
+        if isinstance(text, str) and "\x00" in text:
+            result[stream] = text.replace("\x00", "\ufffd")
+            replaced = result.setdefault("replaced", {"stdout": False, "stderr": False})
+            replaced[stream] = True
+    return result
 
 
 class NodesSource:
@@ -312,7 +423,7 @@ class NodesSource:
 async def run_dispatcher(ctx: OrchestratorContext, local_worker: LocalWorker | None) -> None:
     """Dispatch until cancelled; ``local_worker`` is this process's own node, reached in-process."""
     settings = ctx.settings.dispatch
-    timeout = httpx.Timeout(settings.worker_call_timeout_seconds, connect=settings.worker_connect_timeout_seconds)
+    timeout = httpx.Timeout(settings.worker_reply_timeout_seconds, connect=settings.worker_connect_timeout_seconds)
     trust = ctx.settings.worker_api_trust
     verify = client_context(ca_file=trust.ca_file, pinned_sha256=trust.pinned_sha256)
     async with httpx.AsyncClient(timeout=timeout, trust_env=False, follow_redirects=False, verify=verify) as http:

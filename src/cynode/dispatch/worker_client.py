@@ -8,7 +8,7 @@ HTTP handlers call, token check included.
 
 from __future__ import annotations
 
-import asyncio
+import json
 import logging
 from http import HTTPStatus
 from typing import Protocol
@@ -17,7 +17,9 @@ import httpx
 
 from cynode.context import LocalWorker
 from cynode.contracts.codec import PayloadError, decode, encode, to_json_object
+from cynode.contracts.reasons import EndReason
 from cynode.contracts.worker import CancelJobResponse, RunJobRequest, RunJobResponse
+from cynode.crypto import DecryptionError
 from cynode.dispatch.settings import DispatchSettings
 from cynode.http.problems import ProblemError
 from cynode.nodes.dispatchable import DispatchableNode
@@ -25,22 +27,32 @@ from cynode.nodes.dispatchable import DispatchableNode
 log = logging.getLogger(__name__)
 
 RUN_JOB_PATH = "/v1/worker/jobs:run"
+HEALTH_PATH = "/healthz"
 _DETAIL_CHARS = 500
-# The node could not take the job now but may later: the attempt is given back to the queue.
-_BUSY_STATUSES = frozenset({HTTPStatus.CONFLICT, HTTPStatus.TOO_MANY_REQUESTS})
+# The node turned the job away before running it (overloaded, or not able to run jobs right now):
+# it goes straight back to the queue for another node.
+_NOT_STARTED_STATUSES = frozenset({HTTPStatus.TOO_MANY_REQUESTS, HTTPStatus.SERVICE_UNAVAILABLE})
 
 
 class WorkerCallError(Exception):
-    """The Worker API gave no usable answer; ``status`` is its HTTP status when it answered at all."""
+    """The Worker API gave no usable answer; ``status`` is its HTTP status when it answered at all.
 
-    def __init__(self, message: str, status: int | None = None) -> None:
+    ``never_started`` is True only when the job certainly did not run (the connection was refused,
+    or the node answered 429/503): such an attempt may go to another node.
+    """
+
+    def __init__(
+        self, message: str, status: int | None = None, *, reason: EndReason, never_started: bool = False
+    ) -> None:
         super().__init__(message)
         self.status = status
+        self.reason: EndReason = reason
+        self.never_started = never_started or status in _NOT_STARTED_STATUSES
 
     @property
-    def busy(self) -> bool:
-        """The node refused only because it is full or still runs this job (429, 409)."""
-        return self.status in _BUSY_STATUSES
+    def duplicate(self) -> bool:
+        """The node still runs this job (409): another attempt of it is in its way."""
+        return self.status == HTTPStatus.CONFLICT
 
 
 class WorkerClient(Protocol):
@@ -52,72 +64,130 @@ class WorkerClient(Protocol):
         """Kill the job's container on ``node``; False when it was not running there."""
         ...
 
+    async def answers(self, node: DispatchableNode) -> bool:
+        """True when the node's Worker API answers a health check within the short deadline."""
+        ...
+
+
+def _token(node: DispatchableNode) -> str:
+    """The node's Worker API token; one that no longer opens means nothing can be sent there."""
+    try:
+        return node.bearer_token()
+    except DecryptionError:
+        raise WorkerCallError(
+            "the node's Worker API token does not open with this orchestrator's secret key",
+            reason="node_unreachable",
+            never_started=True,
+        ) from None
+
 
 def _refused(status: int, detail: str | None) -> WorkerCallError:
     message = f"worker api returned {status}"
     if detail:
         message += f": {detail[:_DETAIL_CHARS]}"
-    return WorkerCallError(message, status)
+    return WorkerCallError(message, status, reason="worker_refused")
+
+
+def _invalid(what: str, exc: Exception | str) -> WorkerCallError:
+    return WorkerCallError(f"worker api returned an invalid {what}: {exc}", reason="invalid_response")
 
 
 def _checked(response: RunJobResponse, request: RunJobRequest) -> RunJobResponse:
     if response.job_id != request.job_id:
-        raise WorkerCallError("worker api returned an invalid response: it is about another job")
+        raise _invalid("response", "it is about another job")
     return response
 
 
 class HttpWorkerClient:
-    """Worker APIs reached at each node's ``worker_api_target_url`` with its bearer token."""
+    """Worker APIs reached at each node's ``worker_api_target_url`` with its bearer token.
+
+    Every call has a short connect deadline; a job run may then take as long as the job's
+    timeout (the dispatcher watches the node's health meanwhile), while cancels and health checks
+    must answer within ``worker_reply_timeout_seconds``. No answer is read past
+    ``worker_max_response_bytes``.
+    """
 
     def __init__(self, http: httpx.AsyncClient, settings: DispatchSettings) -> None:
         self._http = http
         self._settings = settings
 
-    async def _post(self, node: DispatchableNode, path: str, body: bytes | None) -> httpx.Response:
-        """POST, retrying only failures to connect (the request never reached the node, so no job started)."""
-        url = node.worker_api_target_url.rstrip("/") + path
-        headers = {"Authorization": f"Bearer {node.bearer_token()}", "Content-Type": "application/json"}
-        attempts = self._settings.transport_attempts
-        for attempt in range(1, attempts + 1):
-            try:
-                return await self._http.post(url, content=body, headers=headers)
-            except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
-                if attempt == attempts:
-                    raise WorkerCallError(f"worker api unreachable after {attempts} attempts: {exc}") from None
-                log.warning(
-                    "worker_api_connect_retry",
-                    extra={"node_slug": node.node_slug, "attempt": attempt, "error": str(exc)},
-                )
-                await asyncio.sleep(self._settings.transport_retry_seconds)
-            except httpx.HTTPError as exc:
-                raise WorkerCallError(f"worker api call failed: {type(exc).__name__}: {exc}") from None
-        raise AssertionError("unreachable: the loop returns or raises")
+    def _url(self, node: DispatchableNode, path: str) -> str:
+        return node.worker_api_target_url.rstrip("/") + path
+
+    async def _send(
+        self, node: DispatchableNode, method: str, path: str, body: bytes | None, *, read_timeout: float
+    ) -> tuple[int, bytes]:
+        """The status and (capped) body of one call; the node's token is only sent, never reported."""
+        headers = {"Authorization": f"Bearer {_token(node)}", "Content-Type": "application/json"}
+        timeout = httpx.Timeout(read_timeout, connect=self._settings.worker_connect_timeout_seconds)
+        request = self._http.build_request(
+            method, self._url(node, path), content=body, headers=headers, timeout=timeout
+        )
+        try:
+            response = await self._http.send(request, stream=True)
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            # The request never reached the node, so no job started.
+            raise WorkerCallError(
+                f"worker api unreachable: {exc}", reason="node_unreachable", never_started=True
+            ) from None
+        except httpx.HTTPError as exc:
+            raise WorkerCallError(f"worker api call failed: {type(exc).__name__}: {exc}", reason="node_lost") from None
+        try:
+            content = bytearray()
+            async for chunk in response.aiter_raw():
+                content += chunk
+                if len(content) > self._settings.worker_max_response_bytes:
+                    raise _invalid("response", f"it is larger than {self._settings.worker_max_response_bytes} bytes")
+        except httpx.HTTPError as exc:
+            raise WorkerCallError(
+                f"worker api answer broke off: {type(exc).__name__}: {exc}", reason="node_lost"
+            ) from None
+        finally:
+            await response.aclose()
+        return response.status_code, bytes(content)
 
     async def run_job(self, node: DispatchableNode, request: RunJobRequest) -> RunJobResponse:
         body = to_json_object(request)
         # Sent even when 1 (which the contract would omit): the fencing token belongs in every call.
         body["attempt"] = request.attempt
-        response = await self._post(node, RUN_JOB_PATH, encode(body))
-        if response.status_code != HTTPStatus.OK:
-            raise _refused(response.status_code, _problem_detail(response))
+        status, content = await self._send(
+            node, "POST", RUN_JOB_PATH, encode(body), read_timeout=self._settings.worker_call_timeout_seconds
+        )
+        if status != HTTPStatus.OK:
+            raise _refused(status, _problem_detail(content))
         try:
-            return _checked(decode(response.content, RunJobResponse), request)
+            return _checked(decode(content, RunJobResponse), request)
         except PayloadError as exc:
-            raise WorkerCallError(f"worker api returned an invalid response: {exc}") from None
+            raise _invalid("response", exc) from None
 
     async def cancel_job(self, node: DispatchableNode, job_id: str) -> bool:
-        response = await self._post(node, f"/v1/worker/jobs/{job_id}:cancel", None)
-        if response.status_code != HTTPStatus.OK:
-            raise _refused(response.status_code, _problem_detail(response))
+        status, content = await self._send(
+            node,
+            "POST",
+            f"/v1/worker/jobs/{job_id}:cancel",
+            None,
+            read_timeout=self._settings.worker_reply_timeout_seconds,
+        )
+        if status != HTTPStatus.OK:
+            raise _refused(status, _problem_detail(content))
         try:
-            return decode(response.content, CancelJobResponse).canceled
+            return decode(content, CancelJobResponse).canceled
         except PayloadError as exc:
-            raise WorkerCallError(f"worker api returned an invalid cancel response: {exc}") from None
+            raise _invalid("cancel response", exc) from None
+
+    async def answers(self, node: DispatchableNode) -> bool:
+        try:
+            status, _ = await self._send(
+                node, "GET", HEALTH_PATH, None, read_timeout=self._settings.worker_reply_timeout_seconds
+            )
+        except WorkerCallError:
+            return False
+        return status == HTTPStatus.OK
 
 
-def _problem_detail(response: httpx.Response) -> str | None:
+def _problem_detail(content: bytes) -> str | None:
     try:
-        detail = response.json().get("detail")
+        detail = json.loads(content).get("detail")
     except (ValueError, AttributeError):
         return None
     return detail if isinstance(detail, str) else None
@@ -130,7 +200,7 @@ class InProcessWorkerClient:
         self._service = local.service
 
     def _authenticate(self, node: DispatchableNode) -> None:
-        self._service.authenticate(f"Bearer {node.bearer_token()}")
+        self._service.authenticate(f"Bearer {_token(node)}")
 
     async def run_job(self, node: DispatchableNode, request: RunJobRequest) -> RunJobResponse:
         try:
@@ -147,6 +217,10 @@ class InProcessWorkerClient:
         except ProblemError as exc:
             raise _refused(exc.status, exc.detail) from None
         return self._service.cancel_job(job_id)
+
+    async def answers(self, node: DispatchableNode) -> bool:
+        # This process is the node: while it dispatches, it answers.
+        return True
 
 
 class WorkerClients:

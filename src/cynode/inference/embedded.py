@@ -3,7 +3,8 @@
 Owns that process: it serves the GGUF model from the settings on a Unix socket in the node's
 state directory (no TCP port, so no other host user or container can reach it), is ready once
 ``/v1/models`` answers, writes its own log beside the socket, and is stopped with the node. It
-gets only the environment it needs, never the node's own (which may hold secrets).
+gets only the environment it needs, never the node's own (which may hold secrets). It dies with
+the node process, and a start-up stops one an earlier run left (``cynode.helper_processes``).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import sys
 import time
 from pathlib import Path
 
+from cynode import helper_processes
 from cynode.inference.errors import InferenceStartError
 from cynode.inference.settings import InferenceSettings
 from cynode.inference.upstream import available_models, unix_socket_url
@@ -25,6 +27,7 @@ log = logging.getLogger(__name__)
 
 SOCKET_NAME = "llama.sock"
 LOG_NAME = "llama-server.log"
+PID_FILE_NAME = "llama-server.pid"
 # sockaddr_un.sun_path is 108 bytes including the terminating NUL.
 _MAX_SOCKET_PATH = 107
 _POLL_SECONDS = 0.1
@@ -52,6 +55,7 @@ class EmbeddedServer:
         self.settings = settings
         self.socket_path = run_dir / SOCKET_NAME
         self.log_path = run_dir / LOG_NAME
+        self._pid_file = run_dir / PID_FILE_NAME
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -73,9 +77,11 @@ class EmbeddedServer:
         if problem is not None:
             raise InferenceStartError(f"embedded llama.cpp backend unavailable: {problem}")
         self.socket_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        helper_processes.stop_leftover(self._pid_file, str(self.socket_path))
         self.socket_path.unlink(missing_ok=True)
         started = time.monotonic()
         self._process = self._spawn()
+        helper_processes.record(self._pid_file, self._process.pid)
         try:
             await self._wait_ready(started)
         except InferenceStartError:
@@ -93,7 +99,9 @@ class EmbeddedServer:
 
     def _spawn(self) -> subprocess.Popen[bytes]:
         with self.log_path.open("wb") as log_file:
-            return subprocess.Popen(self._command(), env=self._environment(), stdout=log_file, stderr=subprocess.STDOUT)
+            return helper_processes.spawn(
+                self._command(), env=self._environment(), stdout=log_file, stderr=subprocess.STDOUT
+            )
 
     def _command(self) -> list[str]:
         return [
@@ -155,4 +163,5 @@ class EmbeddedServer:
             process.kill()
             await asyncio.to_thread(process.wait)
         self.socket_path.unlink(missing_ok=True)
+        self._pid_file.unlink(missing_ok=True)
         log.info("embedded_inference_stopped", extra={"pid": process.pid})

@@ -32,12 +32,20 @@ from cynode.contracts.nodes import (
     NodeRegistrationRequest,
 )
 from cynode.contracts.problem import problem_detail
+from cynode.dispatch.holds import announce_shutdown
 from cynode.http.problems import ProblemError
 from cynode.identity.audit import ClientInfo
 from cynode.nodes.auth import AuthenticatedNode, authenticate_node
 from cynode.nodes.capabilities import ingest_report, record_heartbeat
 from cynode.nodes.delivery import acknowledge_config, deliver_config
-from cynode.nodes.registration import REGISTER_PATH, NodeEndpoints, psk_matches, register_node, resolve_registration_psk
+from cynode.nodes.registration import (
+    REGISTER_PATH,
+    SHUTDOWN_PATH,
+    NodeEndpoints,
+    psk_matches,
+    register_node,
+    resolve_registration_psk,
+)
 from cynode.tls import refused_certificate
 
 log = logging.getLogger(__name__)
@@ -105,6 +113,8 @@ class ControlPlaneClient(Protocol):
 
     async def heartbeat(self, session: NodeBootstrapPayload, beat: NodeHeartbeat) -> None: ...
 
+    async def shutting_down(self, session: NodeBootstrapPayload, notice: NodeHeartbeat) -> None: ...
+
     async def aclose(self) -> None: ...
 
 
@@ -121,6 +131,7 @@ class HttpControlPlane:
     ) -> None:
         """``trust`` verifies an HTTPS control plane; unset, the system trust store does."""
         self._register_url = orchestrator_url.rstrip("/") + REGISTER_PATH
+        self._shutdown_url = orchestrator_url.rstrip("/") + SHUTDOWN_PATH
         self._http = httpx.AsyncClient(
             timeout=httpx.Timeout(request_timeout, connect=connect_timeout),
             verify=trust if trust is not None else True,
@@ -180,6 +191,9 @@ class HttpControlPlane:
             raise ControlPlaneRejected(HTTPStatus.NOT_FOUND, "the orchestrator offers no heartbeat endpoint")
         await self._call("POST", url, beat, jwt=session.auth.node_jwt)
 
+    async def shutting_down(self, session: NodeBootstrapPayload, notice: NodeHeartbeat) -> None:
+        await self._call("POST", self._shutdown_url, notice, jwt=session.auth.node_jwt)
+
 
 def _problem_detail(response: httpx.Response) -> str:
     return problem_detail(response.content) or response.reason_phrase or "no detail"
@@ -234,6 +248,10 @@ class LocalControlPlane:
     async def heartbeat(self, session: NodeBootstrapPayload, beat: NodeHeartbeat) -> None:
         with _translated():
             await record_heartbeat(self._ctx, self._node(session), beat)
+
+    async def shutting_down(self, session: NodeBootstrapPayload, notice: NodeHeartbeat) -> None:
+        with _translated():
+            await announce_shutdown(self._ctx, self._node(session), notice)
 
 
 @contextmanager

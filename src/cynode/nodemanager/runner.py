@@ -63,6 +63,7 @@ T = TypeVar("T")
 
 # Renew the JWT once this share of its lifetime has passed, well before the control plane refuses it.
 _RENEW_AT_LIFETIME_SHARE = 0.8
+_GOODBYE_SECONDS = 3.0
 
 
 class NodeStartupError(RuntimeError):
@@ -274,6 +275,23 @@ class NodeManager:
 
     # Upkeep ----------------------------------------------------------------------------------
 
+    async def say_goodbye(self) -> None:
+        """Tell the control plane this node is stopping, so it dispatches nothing here meanwhile.
+
+        Best effort within a short deadline: a control plane that does not hear it still stops
+        dispatching once the heartbeats stop.
+        """
+        if self._session is None:
+            return
+        notice = NodeHeartbeat(version=1, node_slug=self.node.slug, sent_at=datetime.now(UTC).replace(microsecond=0))
+        try:
+            async with asyncio.timeout(_GOODBYE_SECONDS):
+                await self.client.shutting_down(self._session, notice)
+        except (ControlPlaneError, TimeoutError) as exc:
+            log.warning("node_shutdown_notice_failed", extra={"node_slug": self.node.slug, "detail": str(exc)})
+            return
+        log.info("node_shutdown_announced", extra={"node_slug": self.node.slug})
+
     @property
     def _jwt_expiry(self) -> datetime:
         return self._current_session.auth.expires_at
@@ -376,6 +394,10 @@ async def run_node_manager(
     )
     try:
         await manager.run()
+    except asyncio.CancelledError:
+        # A graceful stop: jobs sent here now would only be refused.
+        await manager.say_goodbye()
+        raise
     finally:
         await inference.stop()
         await client.aclose()

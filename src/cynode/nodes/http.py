@@ -17,6 +17,7 @@ from litestar.types import ControllerRouterHandler
 
 from cynode.context import OrchestratorContext
 from cynode.contracts.nodes import NodeCapabilityReport, NodeConfigAck, NodeHeartbeat, NodeRegistrationRequest
+from cynode.dispatch.holds import announce_shutdown
 from cynode.http.client_address import ClientAddressResolver
 from cynode.http.payloads import decode_payload, json_body, json_response, read_json
 from cynode.identity.http import client_info
@@ -28,6 +29,7 @@ from cynode.nodes.registration import (
     HEARTBEAT_PATH,
     REGISTER_PATH,
     REPORT_PATH,
+    SHUTDOWN_PATH,
     NodeEndpoints,
     PresentedPsk,
     psk_matches,
@@ -77,6 +79,11 @@ def control_plane_routes(ctx: OrchestratorContext) -> Sequence[ControllerRouterH
         node = node_of(request)
         await record_heartbeat(ctx, node, await read_json(request, NodeHeartbeat))
 
+    @post(SHUTDOWN_PATH, status_code=HTTPStatus.NO_CONTENT)
+    async def shutting_down(request: Request[Any, Any, Any]) -> None:
+        node = node_of(request)
+        await announce_shutdown(ctx, node, await read_json(request, NodeHeartbeat))
+
     @get(CONFIG_PATH)
     async def fetch_config(request: Request[Any, Any, Any]) -> Response[bytes]:
         return json_response(await deliver_config(ctx, endpoints(), node_of(request)))
@@ -86,4 +93,4 @@ def control_plane_routes(ctx: OrchestratorContext) -> Sequence[ControllerRouterH
         node = node_of(request)
         await acknowledge_config(ctx, node, await read_json(request, NodeConfigAck))
 
-    return [register, report_capability, heartbeat, fetch_config, acknowledge]
+    return [register, report_capability, heartbeat, fetch_config, acknowledge, shutting_down]

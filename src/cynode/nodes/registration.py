@@ -52,6 +52,7 @@ REGISTER_PATH = "/v1/nodes/register"
 REPORT_PATH = "/v1/nodes/capability"
 CONFIG_PATH = "/v1/nodes/config"
 HEARTBEAT_PATH = "/v1/nodes/heartbeat"
+SHUTDOWN_PATH = "/v1/nodes/shutdown"
 
 _NODE_SECRET_BYTES: Final = 32
 

@@ -3,6 +3,9 @@
 Owns the output limit rules: keep at most ``limit`` bytes, never hold more than that in memory
 however much the job writes, cut on a UTF-8 character boundary (a multi-byte character split by
 the cut is dropped whole) and report whether anything was cut.
+
+Stored results must be text a JSON column accepts, so bytes that are not UTF-8 text and NUL
+characters (which PostgreSQL cannot hold in ``jsonb``) become U+FFFD, and ``replaced`` says so.
 """
 
 from __future__ import annotations
@@ -14,6 +17,21 @@ from dataclasses import dataclass
 class CapturedOutput:
     text: str
     truncated: bool
+    replaced: bool = False
+    """Some bytes were not UTF-8 text, or were NUL, and each became U+FFFD."""
+
+
+REPLACEMENT = "\ufffd"
+
+
+def storable_text(data: bytes) -> tuple[str, bool]:
+    """``data`` as text with invalid UTF-8 and NUL replaced by U+FFFD, and whether anything was."""
+    text = data.decode("utf-8", errors="replace")
+    # Counting, because the job may print U+FFFD itself.
+    replaced = text.count(REPLACEMENT) > data.count(REPLACEMENT.encode())
+    if "\x00" in text:
+        text, replaced = text.replace("\x00", REPLACEMENT), True
+    return text, replaced
 
 
 def utf8_boundary(data: bytes | bytearray, limit: int) -> int:
@@ -64,10 +82,10 @@ class OutputCapture:
         budget = self._limit - len(note.encode())
         cut = self._overflowed or len(self._kept) > budget
         kept = self._kept[: utf8_boundary(self._kept, budget)] if cut else self._kept
-        text = bytes(kept).decode("utf-8", errors="replace")
+        text, replaced = storable_text(bytes(kept))
         encoded = text.encode()
         if len(encoded) > budget:
             # A replacement character is 3 bytes for 1 invalid input byte, so cut the clean text again.
             text = encoded[: utf8_boundary(encoded, budget)].decode()
             cut = True
-        return CapturedOutput(text=text + note, truncated=cut)
+        return CapturedOutput(text=text + note, truncated=cut, replaced=replaced)

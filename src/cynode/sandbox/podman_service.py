@@ -5,7 +5,8 @@ Owns ``containers.conf`` generation for this host and the lifetime of a private
 generated configuration picks what works on the host rather than podman's defaults: ``runc``
 when installed (``crun`` cannot run containers on a cgroup v1/hybrid host), the ``cgroupfs``
 manager when systemd is not init, file-based events, ``k8s-file`` logs (which the executor reads
-back through the API) and default ulimits within the host's hard limits.
+back through the API) and default ulimits within the host's hard limits. The service dies with
+the node process, and a start-up stops one an earlier run left (``cynode.helper_processes``).
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from pathlib import Path
 
 from podman import PodmanClient
 from podman.errors import APIError
+
+from cynode import helper_processes
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +116,10 @@ class PodmanService:
     def _log_path(self) -> Path:
         return self._dir / "service.log"
 
+    @property
+    def _pid_file(self) -> Path:
+        return self._dir / "service.pid"
+
     def start(self, timeout: float = 30.0) -> None:
         """Make the API reachable: start the private service, or check the configured socket."""
         if not self.managed:
@@ -131,18 +138,22 @@ class PodmanService:
             raise PodmanUnavailableError(f"podman socket path {self.socket_path} is too long for a Unix socket")
         self._dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.config_path.write_text(containers_conf(), encoding="utf-8")
+        helper_processes.stop_leftover(self._pid_file, str(self.socket_path))
         self.socket_path.unlink(missing_ok=True)
         env = {name: os.environ[name] for name in _INHERITED_ENV if name in os.environ}
         env["CONTAINERS_CONF"] = str(self.config_path)
         with self._log_path.open("ab") as service_log:
-            self._process = subprocess.Popen(
+            self._process = helper_processes.spawn(
                 [binary, "system", "service", "--time=0", self.url],
                 env=env,
                 stdin=subprocess.DEVNULL,
                 stdout=service_log,
                 stderr=service_log,
                 start_new_session=True,
+                # conmon leaves files (an "oom" marker after an OOM kill) in its working directory.
+                cwd=self._dir,
             )
+        helper_processes.record(self._pid_file, self._process.pid)
         log.info("podman_service_starting", extra={"pid": self._process.pid, "socket": str(self.socket_path)})
         self._wait_until_ready(timeout)
 
@@ -180,4 +191,5 @@ class PodmanService:
             process.kill()
             process.wait()
         self.socket_path.unlink(missing_ok=True)
+        self._pid_file.unlink(missing_ok=True)
         log.info("podman_service_stopped", extra={"pid": process.pid, "status": process.returncode})

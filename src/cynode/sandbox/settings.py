@@ -18,17 +18,50 @@ PositiveFloat = Annotated[float, msgspec.Meta(gt=0)]
 DEFAULT_SANDBOX_IMAGE = "localhost/cynode-sandbox:latest"
 DEFAULT_MOUNT_ROOT = Path("/var/lib/cynode/state/sandbox_mounts")
 DEFAULT_OUTPUT_LIMIT = 256 * 1024
+DEFAULT_WORKSPACE_MB = 1024
 
 SandboxMode = Literal["allow", "sandbox_only", "disabled"]
 NetworkPolicy = Literal["restricted", "none"]
 
 
 class SandboxResources(msgspec.Struct, kw_only=True, frozen=True):
-    """Per-container cgroup limits; ``None`` leaves that resource unlimited."""
+    """Per-job bounds, on by default; ``None`` leaves that resource unbounded.
 
-    max_cpu_cores: PositiveFloat | None = None
+    The defaults keep a 2-core node, its database and its other jobs healthy while one job
+    misbehaves. Memory is memory plus swap. The workspace quota is a tmpfs, so its pages count
+    against ``max_memory_mb``, which must be larger.
+    """
+
+    max_cpu_cores: PositiveFloat | None = 1.0
     max_memory_mb: PositiveInt | None = 2048
     max_pids: PositiveInt | None = 512
+    max_workspace_mb: PositiveInt | msgspec.UnsetType | None = msgspec.UNSET
+    """Size of the job's ``/workspace``; writing past it fails with "no space left" (``disk_quota``).
+    Unset: 1024, or half of ``max_memory_mb`` when that is smaller."""
+    max_tmp_mb: PositiveInt = 64
+    """Size of the job's ``/tmp`` tmpfs; the rest of the root filesystem is read-only."""
+    max_log_mb: PositiveInt = 8
+    """Cap on the container's log file while it runs (both streams; the result keeps 256 KiB each)."""
+
+    def __post_init__(self) -> None:
+        if (
+            isinstance(self.max_workspace_mb, int)
+            and self.max_memory_mb is not None
+            and self.max_workspace_mb >= self.max_memory_mb
+        ):
+            raise ValueError(
+                "sandbox.resources.max_workspace_mb must be smaller than max_memory_mb "
+                "(the workspace is a tmpfs charged to the job's memory)"
+            )
+
+    @property
+    def workspace_quota_mb(self) -> int | None:
+        """The workspace size in effect (see ``max_workspace_mb``); None when unbounded."""
+        if self.max_workspace_mb is not msgspec.UNSET:
+            return self.max_workspace_mb
+        if self.max_memory_mb is None:
+            return DEFAULT_WORKSPACE_MB
+        return min(DEFAULT_WORKSPACE_MB, self.max_memory_mb // 2)
 
 
 class SandboxTimeouts(msgspec.Struct, kw_only=True, frozen=True):

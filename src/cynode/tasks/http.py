@@ -28,7 +28,9 @@ from cynode.tasks.waiting import FOLLOW_MEDIA_TYPE, follow_logs, parse_follow, p
 
 
 def tasks_routes(ctx: OrchestratorContext) -> Sequence[ControllerRouterHandler]:
-    service = TaskService(ctx.pool, ctx.settings.dispatch.sandbox_image)
+    service = TaskService(
+        ctx.pool, ctx.settings.dispatch.sandbox_image, max_active_tasks=ctx.settings.dispatch.max_active_tasks_per_user
+    )
     signed_in = {CURRENT_USER: current_user_provider(ctx)}
 
     @post("/v1/tasks", dependencies=signed_in)

@@ -31,6 +31,7 @@ class TaskRow:
     created_at: datetime
     updated_at: datetime
     attachments: list[str]
+    reason: str | None
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,7 @@ class JobRow:
     started_at: datetime | None
     ended_at: datetime | None
     result: dict[str, Any] | None
+    reason: str | None
 
 
 @dataclass(frozen=True)
@@ -53,7 +55,7 @@ class PageAfter:
 
 
 _TASK_COLUMNS = """
-    t.id, t.status, t.task_name, t.prompt, t.summary, t.created_at, t.updated_at,
+    t.id, t.status, t.task_name, t.prompt, t.summary, t.created_at, t.updated_at, t.reason,
     COALESCE((SELECT array_agg(a.path ORDER BY a.created_at, a.path) FROM task_artifacts a WHERE a.task_id = t.id),
              '{}') AS attachments
 """
@@ -103,6 +105,18 @@ async def names_like(conn: Connection, user_id: uuid.UUID, base: str) -> set[str
         {"user": user_id, "base": base},
     )
     return {row["task_name"] for row in await cursor.fetchall()}
+
+
+async def count_active_tasks(conn: Connection, user_id: uuid.UUID) -> int:
+    """How many of the user's tasks are queued or running."""
+    cursor = await conn.execute(
+        "SELECT count(*) AS active FROM tasks WHERE created_by = %s AND status IN ('queued', 'running')",
+        (user_id,),
+    )
+    row = await cursor.fetchone()
+    assert row is not None
+    active: int = row["active"]
+    return active
 
 
 async def insert_task(
@@ -209,7 +223,7 @@ async def task_jobs(conn: Connection, task_id: uuid.UUID) -> list[JobRow]:
     """The task's jobs in creation order, with the slug of the node each last ran on."""
     cursor = await conn.execute(
         """
-        SELECT j.id, j.status, n.node_slug, j.attempt, j.started_at, j.ended_at, j.result
+        SELECT j.id, j.status, n.node_slug, j.attempt, j.started_at, j.ended_at, j.result, j.reason
         FROM jobs j LEFT JOIN nodes n ON n.id = j.node_id
         WHERE j.task_id = %s
         ORDER BY j.created_at, j.id
@@ -230,7 +244,7 @@ async def cancel_task(conn: Connection, task_id: uuid.UUID) -> bool:
     await conn.execute("SELECT id FROM jobs WHERE task_id = %s ORDER BY id FOR UPDATE", (task_id,))
     cursor = await conn.execute(
         """
-        UPDATE tasks SET status = 'canceled', updated_at = now()
+        UPDATE tasks SET status = 'canceled', reason = 'canceled', updated_at = now()
         WHERE id = %s AND status IN ('queued', 'running')
         RETURNING id
         """,
@@ -241,7 +255,7 @@ async def cancel_task(conn: Connection, task_id: uuid.UUID) -> bool:
     await conn.execute(
         """
         UPDATE jobs
-        SET status = 'canceled', ended_at = now(), updated_at = now(),
+        SET status = 'canceled', reason = 'canceled', ended_at = now(), updated_at = now(),
             lease_id = NULL, lease_owner = NULL, lease_expires_at = NULL
         WHERE task_id = %s AND status IN ('queued', 'running')
         """,

@@ -48,6 +48,7 @@ MAX_PROMPT_BYTES: Final = 120 * 1024
 # Two creates racing for the same name: the loser recomputes the suffix and tries again.
 _NAME_ATTEMPTS: Final = 5
 TASK_NOT_FOUND: Final = "Task not found"
+CAP_RETRY_AFTER_SECONDS: Final = 10
 TASK_STATUSES: Final = frozenset(get_args(TaskStatus))
 LOG_STREAMS: Final = frozenset(get_args(LogStream))
 
@@ -113,6 +114,7 @@ def _task_response(row: TaskRow) -> TaskResponse:
         created_at=row.created_at,
         updated_at=row.updated_at,
         attachments=row.attachments,
+        reason=row.reason,
     )
 
 
@@ -146,9 +148,12 @@ def _base_name(request: CreateTaskRequest) -> str:
 
 
 class TaskService:
-    def __init__(self, pool: Pool, sandbox_image: str) -> None:
+    """Task rules over ``pool``; a user may have at most ``max_active_tasks`` queued or running tasks."""
+
+    def __init__(self, pool: Pool, sandbox_image: str, *, max_active_tasks: int | None = None) -> None:
         self._pool = pool
         self._sandbox_image = sandbox_image
+        self._max_active_tasks = max_active_tasks
 
     def _sandbox(self, request: CreateTaskRequest) -> SandboxSpec:
         if request.input_mode == "prompt":
@@ -163,6 +168,7 @@ class TaskService:
         for _ in range(_NAME_ATTEMPTS):
             try:
                 async with self._pool.connection() as conn, conn.transaction():
+                    await self._within_active_cap(conn, user)
                     project_id = await self._project(conn, user, request.project_id)
                     name = unique_name(base_name, await repository.names_like(conn, user.id, base_name))
                     task_id = await repository.insert_task(
@@ -188,6 +194,21 @@ class TaskService:
             )
             return _task_response(row)
         raise ProblemError(HTTPStatus.CONFLICT, "Could not give the task a unique name; try again")
+
+    async def _within_active_cap(self, conn: repository.Connection, user: CurrentUser) -> None:
+        if self._max_active_tasks is None:
+            return
+        # Serializes one user's creates, so two racing ones cannot both take the last place.
+        await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (f"tasks-cap:{user.id}",))
+        active = await repository.count_active_tasks(conn, user.id)
+        if active >= self._max_active_tasks:
+            log.info("task_cap_reached", extra={"user_id": str(user.id), "active": active})
+            raise ProblemError(
+                HTTPStatus.TOO_MANY_REQUESTS,
+                f"you already have {active} queued or running tasks (the limit is {self._max_active_tasks}); "
+                "wait for some to finish",
+                headers={"Retry-After": str(CAP_RETRY_AFTER_SECONDS)},
+            )
 
     async def _project(self, conn: repository.Connection, user: CurrentUser, project_id: uuid.UUID | None) -> uuid.UUID:
         if project_id is None:
@@ -240,6 +261,7 @@ class TaskService:
                     started_at=job.started_at,
                     ended_at=job.ended_at,
                     result=job.result,
+                    reason=job.reason,
                 )
                 for job in jobs
             ],

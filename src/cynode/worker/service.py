@@ -26,16 +26,18 @@ from pathlib import Path
 import anyio
 from anyio.from_thread import run as run_in_loop
 from anyio.to_thread import run_sync
+from podman.errors import APIError
 
 from cynode.contracts.problem import TYPE_UNAVAILABLE
-from cynode.contracts.worker import OutputTruncation, RunJobRequest, RunJobResponse
+from cynode.contracts.worker import OutputReplacement, OutputTruncation, RunJobRequest, RunJobResponse
 from cynode.http.problems import ProblemError
 from cynode.inference.node import NodeInference
 from cynode.inference.proxy import InferenceProxy
-from cynode.inference.upstream import Upstream
+from cynode.inference.upstream import Upstream, unix_socket_url
 from cynode.sandbox import (
     InferenceProxyServer,
     JobAlreadyRunningError,
+    JobInferenceProxy,
     JobSpec,
     PodmanService,
     SandboxBusyError,
@@ -43,6 +45,7 @@ from cynode.sandbox import (
     SandboxSettings,
 )
 from cynode.sandbox.images import ImageSource
+from cynode.sandbox.profile import INFERENCE_SOCKET_PATH
 
 log = logging.getLogger(__name__)
 
@@ -132,7 +135,8 @@ class WorkerService:
     # Lifecycle -------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Bring up the podman API, remove orphans of an earlier run, and check the runtime once."""
+        """Bring up the podman API, remove containers and job directories of an earlier run, and
+        check the runtime once."""
         await run_sync(self._podman.start)
         await run_sync(self._executor.sweep_orphans)
         await self._runtime_problem(force=True)
@@ -142,6 +146,11 @@ class WorkerService:
         self._executor.stop_all()
         with anyio.move_on_after(_STOP_GRACE_SECONDS):
             await self._idle.wait()
+        try:
+            # Job directories are mounts: none may outlive the worker.
+            await run_sync(self._executor.sweep_orphans)
+        except (APIError, OSError) as exc:
+            log.warning("sandbox_final_sweep_failed", extra={"error": str(exc)})
         await run_sync(self._podman.stop)
 
     def apply_config(
@@ -226,7 +235,11 @@ class WorkerService:
             raise ProblemError(HTTPStatus.BAD_REQUEST, refusal)
         # Both network policies mean "no network" for now, so neither changes the container profile.
         constraint = self._config.max_job_timeout_seconds if self._config else None
-        proxy = self._proxy_server(upstream, request.job_id) if sandbox.use_inference and upstream else None
+        proxy = (
+            JobInferenceProxy(self._proxy_server(upstream, request.job_id), unix_socket_url(INFERENCE_SOCKET_PATH))
+            if sandbox.use_inference and upstream
+            else None
+        )
         return JobSpec(
             task_id=request.task_id,
             job_id=request.job_id,
@@ -300,6 +313,8 @@ class WorkerService:
             started_at=outcome.started_at,
             ended_at=outcome.ended_at,
             truncated=OutputTruncation(stdout=outcome.stdout.truncated, stderr=outcome.stderr.truncated),
+            replaced=OutputReplacement(stdout=outcome.stdout.replaced, stderr=outcome.stderr.replaced),
+            reason=outcome.reason,
         )
 
     def cancel_job(self, job_id: str) -> bool:

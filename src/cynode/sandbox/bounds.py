@@ -1,0 +1,111 @@
+"""Noticing that a job hit one of its bounds, and naming which.
+
+Owns the rules that turn how a container ended into a reason: a job killed by the kernel
+(``SIGKILL``, exit 137) that the node did not stop ran out of memory (runc on cgroup v1 does not
+report ``OOMKilled``); a job that failed with its workspace quota full hit ``disk_quota``; one that
+failed after forks were refused at its process limit hit ``pids``. ``PidsWatch`` reads the
+container's pids cgroup (``pids.events`` counts refused forks) while the job runs, and stops a job
+that had forks refused and stays at its limit, since a fork bomb retries forever instead of ending.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from cynode.contracts.reasons import EndReason
+
+log = logging.getLogger(__name__)
+
+KILLED_EXIT_CODE = 128 + 9
+_CGROUP_ROOT = Path("/sys/fs/cgroup")
+_POLL_SECONDS = 0.05
+# A job may sit at its limit for a while (a build forking many compilers, a bomb that stops by
+# itself); only one still there after this long (consecutive polls, ~5 s) is stopped.
+_POLLS_AT_LIMIT = 100
+
+
+def exit_reason(exit_code: int, *, workspace_full: bool, forks_refused: bool) -> EndReason | None:
+    """Why a container that exited on its own with ``exit_code`` did not complete; None if it did.
+
+    A job that had forks refused at its process limit hit that bound even when its first process
+    exited 0 (a fork bomb's shell returns at once while its children multiply).
+    """
+    if exit_code == KILLED_EXIT_CODE:
+        return "memory"
+    if forks_refused:
+        return "pids"
+    if exit_code == 0:
+        return None
+    if workspace_full:
+        return "disk_quota"
+    return "exit_nonzero"
+
+
+def _pids_file(cgroup_path: str, name: str) -> Path | None:
+    relative = cgroup_path.lstrip("/")
+    for candidate in (_CGROUP_ROOT / "pids" / relative / name, _CGROUP_ROOT / relative / name):
+        if candidate.exists():
+            return candidate
+    return None
+
+
+def _failed_forks(events: Path) -> int:
+    for line in events.read_text().splitlines():
+        key, _, value = line.partition(" ")
+        if key == "max":
+            return int(value)
+    return 0
+
+
+class PidsWatch:
+    """Calls ``on_limit`` once when forks in the cgroup at ``cgroup_path`` keep failing at its limit."""
+
+    def __init__(self, cgroup_path: str, on_limit: Callable[[], None]) -> None:
+        self._events = _pids_file(cgroup_path, "pids.events")
+        self._current = _pids_file(cgroup_path, "pids.current")
+        self._max = _pids_file(cgroup_path, "pids.max")
+        self._on_limit = on_limit
+        self._done = threading.Event()
+        self.forks_refused = False
+        """Some fork was refused at the limit while the job ran."""
+        self._thread = threading.Thread(target=self._watch, name="sandbox-pids-watch", daemon=True)
+
+    def __enter__(self) -> PidsWatch:
+        if self._events is None or self._current is None or self._max is None:
+            log.debug("sandbox_pids_cgroup_not_found")
+        else:
+            self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._done.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+    @classmethod
+    def unwatched(cls) -> PidsWatch:
+        """A watch of nothing (no process limit, or no cgroup to read)."""
+        return cls("", lambda: None)
+
+    def _watch(self) -> None:
+        assert self._events is not None
+        assert self._current is not None
+        assert self._max is not None
+        try:
+            limit = int(self._max.read_text())
+        except (OSError, ValueError):
+            return  # "max": no limit to watch
+        at_limit = 0
+        while not self._done.wait(_POLL_SECONDS):
+            try:
+                self.forks_refused = self.forks_refused or _failed_forks(self._events) > 0
+                stuck = self.forks_refused and int(self._current.read_text()) >= limit
+            except (OSError, ValueError):
+                return  # the cgroup is gone: the container stopped
+            at_limit = at_limit + 1 if stuck else 0
+            if at_limit >= _POLLS_AT_LIMIT:
+                self._on_limit()
+                return
