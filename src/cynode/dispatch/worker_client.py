@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 from http import HTTPStatus
-from typing import Protocol
+from typing import Final, Protocol
 
 import httpx
 
@@ -81,11 +81,16 @@ def _token(node: DispatchableNode) -> str:
         ) from None
 
 
+_IMAGE_NOT_ALLOWED: Final = "image_not_allowed"
+
+
 def _refused(status: int, detail: str | None) -> WorkerCallError:
     message = f"worker api returned {status}"
     if detail:
         message += f": {detail[:_DETAIL_CHARS]}"
-    return WorkerCallError(message, status, reason="worker_refused")
+    # A node names an image its policy refuses by this reason, first thing in the detail.
+    refused_image = detail is not None and detail.startswith(_IMAGE_NOT_ALLOWED)
+    return WorkerCallError(message, status, reason=_IMAGE_NOT_ALLOWED if refused_image else "worker_refused")
 
 
 def _invalid(what: str, exc: Exception | str) -> WorkerCallError:
