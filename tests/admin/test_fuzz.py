@@ -27,7 +27,8 @@ DB = psycopg.Connection[dict[str, Any]]
 EXAMPLES_PER_OPERATION = 4
 # Requests that end the fuzzer's own session would only turn the rest of the run into 401s.
 SKIPPED = frozenset({("POST", "/v1/auth/logout"), ("POST", "/v1/users/{user_id}/revoke_sessions")})
-OPENAI_SHAPED_PATHS = ("/chat/completions", "/v1/models")
+# The gateway's OpenAI-compatible routes and the control plane's chat route behind them.
+OPENAI_SHAPED_PATHS = frozenset({"/v1/chat/completions", "/v1/models", "/v1/orchestrator/chat/completions"})
 # What a refused request must not change (auth_audit_log records refusals on purpose; heartbeats
 # and reports move nodes.last_seen_at).
 FINGERPRINT = """
@@ -48,7 +49,7 @@ def stack(stack_factory: StackFactory) -> RunningStack:
 
 def assert_refusal_shape(path: str, response: Any, where: str) -> None:
     """A problem document, except the OpenAI error object on the OpenAI-compatible routes (CONTRACT.md section 8)."""
-    if path.endswith(OPENAI_SHAPED_PATHS):
+    if path in OPENAI_SHAPED_PATHS:
         assert response.headers["content-type"] == ["application/json"], where
         assert {"message", "type", "param", "code"} <= response.json()["error"].keys(), where
         return

@@ -22,6 +22,7 @@ EndReason = Literal[
     "image_pull_failed",
     "node_lost",
     "node_unreachable",
+    "node_untrusted",
     "lease_expired",
     "result_not_stored",
     "worker_refused",
@@ -36,7 +37,8 @@ EndReason = Literal[
 - ``image_missing``, ``image_not_allowed``: the image is not on the node, or not allowed there;
   ``image_pull_failed``: it was missing and could not be pulled from the allowed registries.
 - ``node_lost``: the node stopped answering while it ran the job; ``node_unreachable``: no node
-  took the job; ``lease_expired``: the orchestrator that held the job went away after sending it.
+  took the job; ``node_untrusted``: its Worker API's TLS certificate was refused (CA or pin);
+  ``lease_expired``: the orchestrator that held the job went away after sending it.
 - ``result_not_stored``: the node answered, but the answer could not be stored.
 - ``worker_refused``, ``invalid_response``: the Worker API refused the job or answered nonsense;
   ``invalid_payload``: the stored job could not be turned into a Worker API request.

@@ -23,6 +23,7 @@ from cynode.crypto import DecryptionError
 from cynode.dispatch.settings import DispatchSettings
 from cynode.http.problems import ProblemError
 from cynode.nodes.dispatchable import DispatchableNode
+from cynode.tls import refused_certificate
 
 log = logging.getLogger(__name__)
 
@@ -131,6 +132,12 @@ class HttpWorkerClient:
         try:
             response = await self._http.send(request, stream=True)
         except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            refused = refused_certificate(exc)
+            if refused is not None:
+                # Not a passing fault: the node will present the same certificate to every attempt.
+                raise WorkerCallError(
+                    f"worker api TLS certificate refused: {refused}", reason="node_untrusted"
+                ) from None
             # The request never reached the node, so no job started.
             raise WorkerCallError(
                 f"worker api unreachable: {exc}", reason="node_unreachable", never_started=True
