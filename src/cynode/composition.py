@@ -19,6 +19,7 @@ from typing import Any
 from litestar import Litestar
 
 from cynode.admin.http import admin_routes
+from cynode.chat.errors import openai_too_large
 from cynode.chat.http import ChatApi
 from cynode.context import LocalWorker, OrchestratorContext
 from cynode.crypto import load_secret_box
@@ -293,6 +294,7 @@ class Stack:
             ],
             readiness=self._orchestrator_readiness(),
             max_body_bytes=self.settings.gateway.max_request_bytes,
+            too_large_answer=openai_too_large,
             title="CyNode user API gateway",
         )
 

@@ -11,9 +11,9 @@ import httpx
 import openai
 import pytest
 
-from cynode.settings import Role
+from cynode.settings import DEFAULT_MAX_REQUEST_BYTES, Role
 from tests.fixtures.chat import openai_client, settle
-from tests.fixtures.identity import Session
+from tests.fixtures.identity import Session, assert_problem
 from tests.fixtures.inference import MODEL_ALIAS
 from tests.fixtures.stack import RunningStack
 
@@ -97,6 +97,16 @@ def test_no_or_bad_token_is_a_401_in_the_openai_shape(
     error = openai_error(response, 401)
     assert error["code"] == "invalid_api_key"
     assert response.headers["www-authenticate"] == "Bearer"
+
+
+def test_a_body_over_the_limit_is_a_413_in_the_openai_shape_and_other_routes_keep_problems(
+    chat_gateway: httpx.Client, chat_admin: Session
+) -> None:
+    oversized = b"x" * (DEFAULT_MAX_REQUEST_BYTES + 1)
+    headers = {**chat_admin.headers, "Content-Type": "application/json"}
+    error = openai_error(chat_gateway.post("/v1/chat/completions", content=oversized, headers=headers), 413)
+    assert error["code"] == "request_too_large"
+    assert_problem(chat_gateway.post("/v1/tasks", content=oversized, headers=headers), 413)
 
 
 def test_the_official_client_sees_an_authentication_error(chat_stack: RunningStack) -> None:

@@ -15,11 +15,14 @@ from litestar import Response
 
 from cynode.contracts.codec import encode
 from cynode.contracts.openai import ErrorBody, OpenAIError
+from cynode.http.limits import TOO_LARGE_DETAIL
 from cynode.http.payloads import JSON_MEDIA_TYPE
 from cynode.http.problems import ProblemError
 from cynode.inference.errors import InferenceCallError
 
 ERROR_TYPE: Final = "cynodeai_error"
+OPENAI_PATHS: Final = frozenset({"/v1/models", "/v1/chat/completions"})
+"""The gateway routes that answer errors in the OpenAI shape."""
 _TRANSIENT: Final = frozenset({HTTPStatus.BAD_GATEWAY, HTTPStatus.SERVICE_UNAVAILABLE})
 _CODES: Final = {
     HTTPStatus.BAD_REQUEST: "invalid_request",
@@ -66,3 +69,10 @@ class ChatError(Exception):
 
 def is_transient_status(status: int) -> bool:
     return status in _TRANSIENT
+
+
+def openai_too_large(path: str) -> tuple[str, bytes] | None:
+    """The 413 of an OpenAI-compatible route, in its error shape; None for every other path."""
+    if path not in OPENAI_PATHS:
+        return None
+    return JSON_MEDIA_TYPE, encode(ChatError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, TOO_LARGE_DETAIL).body())

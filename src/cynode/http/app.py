@@ -13,7 +13,7 @@ from litestar import Litestar, MediaType, Response, get
 from litestar.di import Provide
 from litestar.types import ControllerRouterHandler
 
-from cynode.http.limits import LimitSource, body_limit
+from cynode.http.limits import LimitSource, TooLargeAnswer, body_limit
 from cynode.http.openapi import openapi_config, openapi_json
 from cynode.http.problems import EXCEPTION_HANDLERS
 
@@ -43,6 +43,7 @@ def build_app(
     route_handlers: Sequence[ControllerRouterHandler],
     readiness: Readiness,
     max_body_bytes: LimitSource,
+    too_large_answer: TooLargeAnswer | None = None,
     dependencies: Mapping[str, Provide] | None = None,
     on_startup: Sequence[Hook] = (),
     on_shutdown: Sequence[Hook] = (),
@@ -53,7 +54,7 @@ def build_app(
         route_handlers=[*_health_handlers(readiness), openapi_json, *route_handlers],
         dependencies=dict(dependencies or {}),
         exception_handlers=dict(EXCEPTION_HANDLERS),
-        middleware=[body_limit(max_body_bytes)],
+        middleware=[body_limit(max_body_bytes, too_large_answer)],
         # The body limit middleware above owns size checks, so the limit can follow applied config.
         request_max_body_size=None,
         on_startup=list(on_startup),

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from http import HTTPStatus
+from typing import Final
 
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, HTTPResponseBodyEvent, HTTPResponseStartEvent, Receive, ReceiveMessage, Scope, Send
@@ -35,8 +36,17 @@ def _declared_length(scope: Scope) -> int | None:
     return None
 
 
-def body_limit(limit: LimitSource) -> Callable[[ASGIApp], ASGIApp]:
-    """Litestar middleware factory enforcing ``limit`` (bytes, or a callable read per request)."""
+TooLargeAnswer = Callable[[str], tuple[str, bytes] | None]
+"""For a request path, the content type and body of its 413 when not the problem document (or None)."""
+
+
+def body_limit(limit: LimitSource, too_large_answer: TooLargeAnswer | None = None) -> Callable[[ASGIApp], ASGIApp]:
+    """Litestar middleware factory enforcing ``limit`` (bytes, or a callable read per request).
+
+    A body refused for its declared length is answered here, before any handler runs, so routes that
+    answer errors in another shape than RFC 9457 (the OpenAI-compatible ones) say so in
+    ``too_large_answer``.
+    """
     current = limit if callable(limit) else (lambda: limit)
 
     def middleware(app: ASGIApp) -> ASGIApp:
@@ -48,7 +58,8 @@ def body_limit(limit: LimitSource) -> Callable[[ASGIApp], ASGIApp]:
             declared = _declared_length(scope)
             if declared is not None and declared > max_bytes:
                 await _drain(receive, already_read=0, declared=declared)
-                await _send_too_large(send)
+                answer = too_large_answer(scope["path"]) if too_large_answer else None
+                await _send_too_large(send, answer or (PROBLEM_CONTENT_TYPE, _TOO_LARGE_PROBLEM))
                 return
             received = 0
 
@@ -84,13 +95,16 @@ async def _drain(receive: Receive, *, already_read: int, declared: int | None) -
             return
 
 
-async def _send_too_large(send: Send) -> None:
-    body = problem_body(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, TOO_LARGE_DETAIL)
+_TOO_LARGE_PROBLEM: Final = problem_body(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, TOO_LARGE_DETAIL)
+
+
+async def _send_too_large(send: Send, answer: tuple[str, bytes]) -> None:
+    content_type, body = answer
     start: HTTPResponseStartEvent = {
         "type": "http.response.start",
         "status": HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
         "headers": [
-            (b"content-type", PROBLEM_CONTENT_TYPE.encode()),
+            (b"content-type", content_type.encode()),
             (b"content-length", str(len(body)).encode()),
             (b"connection", b"close"),
         ],
