@@ -97,7 +97,9 @@ async def claimer(pool: Pool, nodes: NodesSource, owner: str) -> int:
             if job is None:
                 return claimed
             async with conn.transaction():
-                await claims.finish_attempt(conn, job.job_id, job.attempt, status="completed", result={"version": 1})
+                await claims.finish_attempt(
+                    conn, job.job_id, job.attempt, status="completed", result={"version": 1}, reason=None
+                )
         claimed += 1
 
 
