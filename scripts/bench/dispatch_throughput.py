@@ -19,10 +19,8 @@ import asyncio
 import base64
 import os
 import secrets
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
@@ -33,9 +31,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from report import private_database
 
 from cynode.composition import Stack
-from cynode.db.embedded import EmbeddedPostgres
 from cynode.http.server import ServedApp
 from cynode.sandbox import DEFAULT_SANDBOX_IMAGE, PodmanService, SandboxExecutor, SandboxSettings
 from cynode.settings import Role, load_settings
@@ -194,15 +192,8 @@ async def bench(args: argparse.Namespace, root: Path, dsn: str) -> None:
 
 def main() -> None:
     args = arguments()
-    root = Path(tempfile.mkdtemp(prefix="cynode-bench-throughput-"))
-    root.chmod(0o755)  # the postgres user must traverse it when run as root
-    database = EmbeddedPostgres(root / "pg", fast_unsafe=True)
-    try:
-        dsn = database.start()
+    with private_database("throughput") as (root, dsn):
         asyncio.run(bench(args, root, dsn))
-    finally:
-        database.stop()
-        shutil.rmtree(root, ignore_errors=True)
 
 
 if __name__ == "__main__":

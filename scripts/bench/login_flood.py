@@ -16,18 +16,15 @@ import argparse
 import asyncio
 import contextlib
 import secrets
-import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import httpx
-from report import print_ratio
+from report import print_ratio, private_database
 
 from cynode.composition import Stack
 from cynode.contracts.identity import LoginRequest
-from cynode.db.embedded import EmbeddedPostgres
 from cynode.http.problems import ProblemError
 from cynode.identity.audit import ClientInfo
 from cynode.identity.service import IdentityService
@@ -97,15 +94,8 @@ def main() -> None:
     args = parser.parse_args()
     if min(args.iterations, args.flood, args.sources) < 1:
         parser.error("--iterations, --flood and --sources must be at least 1")
-    root = Path(tempfile.mkdtemp(prefix="cynode-bench-login-"))
-    root.chmod(0o755)  # the postgres user must traverse it when run as root
-    database = EmbeddedPostgres(root / "pg", fast_unsafe=True)
-    try:
-        dsn = database.start()
+    with private_database("login") as (root, dsn):
         asyncio.run(bench(args, root, dsn))
-    finally:
-        database.stop()
-        shutil.rmtree(root, ignore_errors=True)
 
 
 if __name__ == "__main__":

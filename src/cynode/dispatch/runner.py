@@ -44,7 +44,7 @@ from cynode.contracts.codec import PayloadError, convert, to_json_object
 from cynode.contracts.reasons import EndReason
 from cynode.contracts.worker import RunJobRequest, RunJobResponse, SandboxSpec
 from cynode.crypto import SecretBox
-from cynode.db.pool import Pool
+from cynode.db.pool import Pool, dsn_of
 from cynode.dispatch import claims, holds, leases, reaper
 from cynode.dispatch.claims import ClaimedJob
 from cynode.dispatch.settings import DispatchSettings
@@ -115,7 +115,7 @@ class Dispatcher:
     async def _listen(self) -> None:
         while True:
             try:
-                conn = await psycopg.AsyncConnection.connect(self._listen_dsn(), autocommit=True)
+                conn = await psycopg.AsyncConnection.connect(dsn_of(self._pool), autocommit=True)
             except psycopg.Error as exc:
                 log.warning("dispatch_listen_failed", extra={"error": str(exc)})
                 await asyncio.sleep(self._settings.safety_poll_seconds)
@@ -137,13 +137,6 @@ class Dispatcher:
                 self._on_canceled(notice.payload)
             else:
                 self.wake()
-
-    def _listen_dsn(self) -> str:
-        # LISTEN needs a connection of its own for the dispatcher's lifetime, not a pooled one.
-        conninfo = self._pool.conninfo
-        if not isinstance(conninfo, str):
-            raise TypeError("the dispatcher needs a pool opened with a plain DSN")
-        return conninfo
 
     def _on_canceled(self, payload: str) -> None:
         try:
