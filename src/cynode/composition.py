@@ -19,6 +19,7 @@ from typing import Any
 from litestar import Litestar
 
 from cynode.admin.http import admin_routes
+from cynode.cancellation import cancel_until_done
 from cynode.chat.errors import openai_too_large
 from cynode.chat.http import ChatApi
 from cynode.context import LocalWorker, OrchestratorContext
@@ -197,9 +198,7 @@ class Stack:
 
     async def _stop_background(self) -> None:
         tasks, self._background = self._background, []
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await cancel_until_done(tasks)
 
     async def _stop_worker(self) -> None:
         worker, self.worker = self.worker, None

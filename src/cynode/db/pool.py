@@ -27,7 +27,10 @@ async def open_pool(
         dsn,
         connection_class=AsyncConnection[DictRow],
         configure=configure,
-        min_size=1,
+        # Enough for the background services that all start at once (dispatch, retention, the node
+        # manager): a task that has to wait for the pool to grow can lose a cancel on Python 3.11
+        # (see cynode.cancellation), and every request that waits pays a connection set-up.
+        min_size=min(4, max_size),
         max_size=max_size,
         open=False,
         kwargs={"autocommit": True, "row_factory": dict_row},

@@ -39,6 +39,7 @@ from typing import Any, Final, cast, get_args
 import httpx
 import psycopg
 
+from cynode.cancellation import cancel_until_done
 from cynode.context import LocalWorker, OrchestratorContext
 from cynode.contracts.codec import PayloadError, convert, to_json_object
 from cynode.contracts.reasons import EndReason
@@ -104,9 +105,7 @@ class Dispatcher:
 
     async def _stop(self, tasks: set[asyncio.Task[None]]) -> None:
         """Cancel the listener and every call; a call stuck in the database must not hold up shutdown."""
-        for task in tasks:
-            task.cancel()
-        _, stuck = await asyncio.wait(tasks, timeout=STOP_GRACE_SECONDS)
+        stuck = await cancel_until_done(tasks, give_up_after=STOP_GRACE_SECONDS)
         if stuck:
             log.warning("dispatcher_stop_abandoned", extra={"tasks": sorted(task.get_name() for task in stuck)})
 

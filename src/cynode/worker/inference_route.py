@@ -18,6 +18,7 @@ from litestar import Request, Response, post
 from litestar.response import Stream
 from litestar.types import ControllerRouterHandler
 
+from cynode.cancellation import cancel_until_done
 from cynode.contracts.codec import encode
 from cynode.contracts.openai import ChatCompletionChunk, ChatCompletionRequest, ErrorBody, OpenAIError
 from cynode.http.payloads import JSON_MEDIA_TYPE, json_response, read_json
@@ -52,9 +53,7 @@ async def unless_disconnected(request: Request[Any, Any, Any], work: Awaitable[T
         await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
     finally:
         watcher.cancel()
-        if not task.done():
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+        await cancel_until_done([task])
     if task.cancelled():
         raise ClientDisconnectedError
     return task.result()
