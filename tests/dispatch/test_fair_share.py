@@ -73,10 +73,15 @@ def test_one_users_long_queue_does_not_starve_another_users_job(
 
     # The cancel path stops A's running jobs on the node and removes their containers.
     endings = db.execute(
-        "SELECT status, reason, count(*) AS jobs FROM jobs WHERE task_id = ANY(%s) GROUP BY status, reason",
+        """
+        SELECT status, reason, count(*) FILTER (WHERE started_at IS NOT NULL) AS started
+        FROM jobs WHERE task_id = ANY(%s) GROUP BY status, reason
+        """,
         (a_tasks,),
     ).fetchall()
-    assert {(row["status"], row["reason"]) for row in endings} <= {("completed", None), ("canceled", "canceled")}
+    started_by_ending = {(row["status"], row["reason"]): row["started"] for row in endings}
+    assert set(started_by_ending) == {("completed", None), ("canceled", "canceled")}, endings
+    assert started_by_ending[("canceled", "canceled")] >= 1, "no running job was canceled"
     wait_until(lambda: not containers_of(podman_service.url, slug), 60, "the canceled jobs' containers to go")
 
 
