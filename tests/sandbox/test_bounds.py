@@ -12,6 +12,7 @@ import pytest
 from podman import PodmanClient
 
 from cynode.sandbox import JobOutcome, PodmanService, SandboxExecutor
+from cynode.sandbox.bounds import LogTrimWatch
 from cynode.sandbox.settings import SandboxResources
 from tests.fixtures.podman import TEST_WORKSPACE_MB, containers_of
 from tests.sandbox.conftest import ExecutorFactory
@@ -106,3 +107,32 @@ def test_the_container_log_stays_bounded_while_a_job_floods_stdout(
 
     assert outcome.stdout.text.startswith("y\n")
     assert 0 < largest <= 1 * MIB + 64 * 1024
+
+
+def test_output_lost_to_the_trimmed_container_log_is_flagged_truncated(executor_factory: ExecutorFactory) -> None:
+    executor = executor_factory(resources=SandboxResources(max_memory_mb=256, max_pids=64, max_log_mb=1))
+
+    outcome = run(executor, spec("timeout 2 yes; echo done", timeout=60))
+
+    assert (outcome.status, outcome.reason) == ("completed", None)
+    # What is left is the log's last part, well inside the output limit: only the log cap cut it.
+    assert outcome.stdout.text.endswith("y\ny\ndone\n")
+    assert len(outcome.stdout.text.encode()) < executor.settings.max_output_bytes
+    assert outcome.stdout.truncated
+
+
+def test_a_log_that_cannot_be_watched_tells_nothing(tmp_path: Path) -> None:
+    with LogTrimWatch(str(tmp_path / "missing.log")) as missing, LogTrimWatch(None) as unnamed:
+        assert (missing.trimmed, unnamed.trimmed) == (False, False)
+
+
+def test_a_log_replaced_under_its_path_was_trimmed(tmp_path: Path) -> None:
+    log_path = tmp_path / "ctr.log"
+    log_path.write_bytes(b"first part\n")
+    with LogTrimWatch(str(log_path)) as watch:
+        log_path.write_bytes(b"appended in place\n")
+        assert not watch.trimmed
+        # conmon's trim: a fresh file renamed over the full one.
+        (tmp_path / "ctr.log.tmp").write_bytes(b"")
+        (tmp_path / "ctr.log.tmp").rename(log_path)
+        assert watch.trimmed

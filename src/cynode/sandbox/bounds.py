@@ -6,14 +6,18 @@ report ``OOMKilled``); a job that failed with its workspace quota full hit ``dis
 failed after forks were refused at its process limit hit ``pids``. ``PidsWatch`` reads the
 container's pids cgroup (``pids.events`` counts refused forks) while the job runs, and stops a job
 that had forks refused and stays at its limit, since a fork bomb retries forever instead of ending.
+``LogTrimWatch`` notices that conmon trimmed the container's log at its cap (``max_log_mb``) while
+the job ran, which drops output before it can be read back.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 
 from cynode.contracts.reasons import EndReason
 
@@ -109,3 +113,40 @@ class PidsWatch:
             if at_limit >= _POLLS_AT_LIMIT:
                 self._on_limit()
                 return
+
+
+class LogTrimWatch:
+    """Whether conmon trimmed the container log at ``log_path`` between ``__enter__`` and ``trimmed``.
+
+    conmon trims a full log by renaming a fresh file over it, so the file opened here before the
+    job starts is no longer the one at the path. Holding it open also keeps its inode number from
+    going to a later file, which would hide a trim. A log this process cannot open (no path, or a
+    podman service whose files it cannot see) tells nothing: ``trimmed`` stays False.
+    """
+
+    def __init__(self, log_path: str | None) -> None:
+        self._path = log_path
+        self._held: BinaryIO | None = None
+
+    def __enter__(self) -> LogTrimWatch:
+        if self._path:
+            try:
+                self._held = open(self._path, "rb")
+            except OSError as exc:
+                log.debug("sandbox_log_not_watched", extra={"log_path": self._path, "error": str(exc)})
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        if self._held is not None:
+            self._held.close()
+
+    @property
+    def trimmed(self) -> bool:
+        if self._held is None or self._path is None:
+            return False
+        held = os.fstat(self._held.fileno())
+        try:
+            current = os.stat(self._path)
+        except OSError:
+            return True  # gone from its path: replaced, or removed with its container
+        return (current.st_dev, current.st_ino) != (held.st_dev, held.st_ino)

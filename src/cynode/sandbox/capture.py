@@ -45,9 +45,15 @@ def frame_payloads(chunks: Iterable[bytes]) -> Iterator[bytes]:
             yield piece
 
 
-def read_stream(client: PodmanClient, container_id: str, stream: Stream, limit: int) -> OutputCapture:
-    """Up to ``limit`` bytes of one stream of a stopped container (empty when podman cannot say)."""
-    capture = OutputCapture(limit)
+def read_stream(
+    client: PodmanClient, container_id: str, stream: Stream, limit: int, *, log_trimmed: bool = False
+) -> OutputCapture:
+    """Up to ``limit`` bytes of one stream of a stopped container (empty when podman cannot say).
+
+    ``log_trimmed``: conmon trimmed the log at its cap while the job ran. The log holds both
+    streams, so either may have lost bytes, and the capture is reported truncated.
+    """
+    capture = OutputCapture(limit, dropped_earlier=log_trimmed)
     params = {"follow": False, "stdout": stream == "stdout", "stderr": stream == "stderr"}
     try:
         response = client.api.get(f"/containers/{container_id}/logs", params=params, stream=True)

@@ -25,7 +25,7 @@ from podman import PodmanClient
 from podman.errors import APIError, NotFound
 
 from cynode.contracts.reasons import EndReason
-from cynode.sandbox.bounds import PidsWatch, exit_reason
+from cynode.sandbox.bounds import LogTrimWatch, PidsWatch, exit_reason
 from cynode.sandbox.capture import read_stream
 from cynode.sandbox.images import ImageSource
 from cynode.sandbox.job_dirs import JobDirectories, JobDirs
@@ -70,16 +70,23 @@ class JobOutcome:
 
 @dataclass(frozen=True)
 class _Ending:
-    """How a started container ended: its exit code (None if unknown), the runtime's error, and
-    whether forks were refused at its process limit."""
+    """How a started container ended: its exit code (None if unknown), the runtime's error,
+    whether forks were refused at its process limit, and whether its log was trimmed at its cap."""
 
     exit_code: int | None
     runtime_error: str = ""
     forks_refused: bool = False
+    log_trimmed: bool = False
 
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def _log_path(container: Any) -> str | None:
+    """Where conmon writes the container's log, from the inspect data podman-py keeps."""
+    path = container.attrs.get("HostConfig", {}).get("LogConfig", {}).get("Path")
+    return path if isinstance(path, str) else None
 
 
 class SandboxExecutor:
@@ -214,19 +221,23 @@ class SandboxExecutor:
         deadline.daemon = True
         deadline.start()
         try:
-            try:
-                container.start()
-            except APIError as exc:
-                # The runtime's message says what was wrong (e.g. the command does not exist).
-                return _Ending(None, f"{exc.explanation or exc}\n")
-            log.info("sandbox_job_started", extra={**context, "timeout_seconds": spec.timeout_seconds})
-            with self._pids_watch(client, container.id, job) as pids:
+            # Initialised first: conmon has created the log, and the job has not written to it yet.
+            with contextlib.ExitStack() as watches:
                 try:
-                    exit_code: int | None = int(container.wait(interval="50ms"))
-                except (APIError, OSError) as exc:
-                    log.warning("sandbox_wait_failed", extra={**context, "error": str(exc)})
-                    exit_code = None
-            return _Ending(exit_code, forks_refused=pids.forks_refused)
+                    container.init()
+                    log_watch = watches.enter_context(LogTrimWatch(_log_path(container)))
+                    container.start()
+                except APIError as exc:
+                    # The runtime's message says what was wrong (e.g. the command does not exist).
+                    return _Ending(None, f"{exc.explanation or exc}\n")
+                log.info("sandbox_job_started", extra={**context, "timeout_seconds": spec.timeout_seconds})
+                with self._pids_watch(client, container.id, job) as pids:
+                    try:
+                        exit_code: int | None = int(container.wait(interval="50ms"))
+                    except (APIError, OSError) as exc:
+                        log.warning("sandbox_wait_failed", extra={**context, "error": str(exc)})
+                        exit_code = None
+                return _Ending(exit_code, forks_refused=pids.forks_refused, log_trimmed=log_watch.trimmed)
         finally:
             deadline.cancel()
 
@@ -252,9 +263,10 @@ class SandboxExecutor:
         started_at: datetime,
     ) -> JobOutcome:
         limit = self.settings.max_output_bytes
-        stdout = read_stream(client, container_id, "stdout", limit).result()
+        trimmed = ending.log_trimmed
+        stdout = read_stream(client, container_id, "stdout", limit, log_trimmed=trimmed).result()
         note = ending.runtime_error + (_STOP_NOTES[stop] if stop else "")
-        stderr = read_stream(client, container_id, "stderr", limit).result(note)
+        stderr = read_stream(client, container_id, "stderr", limit, log_trimmed=trimmed).result(note)
         ended_at = _now()
         if stop == "timeout":
             return JobOutcome("timeout", NOT_RUN_EXIT_CODE, stdout, stderr, started_at, ended_at, "timeout")

@@ -58,12 +58,17 @@ def _sequence_length(lead: int) -> int:
 
 
 class OutputCapture:
-    """Accumulates one stream up to ``limit`` bytes and remembers whether more arrived."""
+    """Accumulates one stream up to ``limit`` bytes and remembers whether more arrived.
 
-    def __init__(self, limit: int) -> None:
+    ``dropped_earlier``: some of the stream was lost before it reached this capture (the container
+    log was trimmed at its cap), so the result is reported truncated however little is kept.
+    """
+
+    def __init__(self, limit: int, *, dropped_earlier: bool = False) -> None:
         self._limit = limit
         self._kept = bytearray()
         self._overflowed = False
+        self._dropped_earlier = dropped_earlier
 
     @property
     def full(self) -> bool:
@@ -88,4 +93,4 @@ class OutputCapture:
             # A replacement character is 3 bytes for 1 invalid input byte, so cut the clean text again.
             text = encoded[: utf8_boundary(encoded, budget)].decode()
             cut = True
-        return CapturedOutput(text=text + note, truncated=cut, replaced=replaced)
+        return CapturedOutput(text=text + note, truncated=cut or self._dropped_earlier, replaced=replaced)
