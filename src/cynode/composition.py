@@ -41,6 +41,7 @@ from cynode.nodes.readiness import inference_path_problem
 from cynode.secrets import persistent_secret
 from cynode.settings import ListenSettings, Role, Settings, SettingsError
 from cynode.tasks.http import tasks_routes
+from cynode.tasks.live_output import LiveOutput
 from cynode.tls import ServerTls, TlsError, is_loopback
 from cynode.tokens import TokenSigner
 from cynode.web.routes import web_routes
@@ -283,11 +284,14 @@ class Stack:
         return self.chat
 
     def _gateway_app(self) -> Litestar:
+        live_output = LiveOutput(
+            self._context, LocalWorker(self.node.slug, self.worker) if self.node and self.worker else None
+        )
         return build_app(
             route_handlers=[
                 *identity_routes(self._context),
-                *tasks_routes(self._context),
-                web_routes(self._context, self._orchestrator_readiness(), self._chat),
+                *tasks_routes(self._context, live_output),
+                web_routes(self._context, self._orchestrator_readiness(), self._chat, live_output),
                 *self._chat.gateway_routes(),
                 *admin_routes(self._context),
                 *node_admin_routes(self._context),

@@ -1,6 +1,7 @@
 """User API routes for tasks: ``/v1/tasks`` and its sub-resources (create, list, get, result, logs, cancel).
 
-Get and result long-poll with ``?wait=N``; logs stream with ``?follow=1`` (:mod:`cynode.tasks.waiting`).
+Get and result long-poll with ``?wait=N``; logs stream with ``?follow=1`` (:mod:`cynode.tasks.waiting`),
+with a running job's output read live from its node (``live``, :mod:`cynode.tasks.live_output`).
 
 Handlers only translate: they decode the body with the shared codec, read query parameters,
 call :class:`TaskService` for the authenticated caller and encode its answer.
@@ -23,11 +24,12 @@ from cynode.contracts.tasks import CreateTaskRequest
 from cynode.http.paging import refuse_offset
 from cynode.http.payloads import json_response, read_json
 from cynode.identity.guard import CURRENT_USER, CurrentUser, current_user_provider
+from cynode.tasks.live_output import LiveOutput
 from cynode.tasks.service import TaskService, parse_limit, parse_status, parse_stream
 from cynode.tasks.waiting import FOLLOW_MEDIA_TYPE, follow_logs, parse_follow, parse_wait, wait_for_terminal
 
 
-def tasks_routes(ctx: OrchestratorContext) -> Sequence[ControllerRouterHandler]:
+def tasks_routes(ctx: OrchestratorContext, live: LiveOutput) -> Sequence[ControllerRouterHandler]:
     service = TaskService(
         ctx.pool, ctx.settings.dispatch.sandbox_image, max_active_tasks=ctx.settings.dispatch.max_active_tasks_per_user
     )
@@ -77,7 +79,7 @@ def tasks_routes(ctx: OrchestratorContext) -> Sequence[ControllerRouterHandler]:
         stream = parse_stream(request.query_params.get("stream"))
         if parse_follow(request.query_params.get("follow")):
             await service.get(current_user, task_ref)  # a 404 before the stream starts, not inside it
-            return Stream(follow_logs(service, current_user, task_ref, stream), media_type=FOLLOW_MEDIA_TYPE)
+            return Stream(follow_logs(service, live, current_user, task_ref, stream), media_type=FOLLOW_MEDIA_TYPE)
         return json_response(await service.logs(current_user, task_ref, stream))
 
     @post("/v1/tasks/{task_ref:str}/cancel", dependencies=signed_in, status_code=HTTPStatus.OK)

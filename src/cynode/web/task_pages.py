@@ -2,7 +2,8 @@
 
 Everything goes through :class:`TaskService` for the signed-in user, so another user's task is not
 found here either. The detail page shows output as text; while the task is not finished, the
-console script polls ``/tasks/{ref}/live`` and replaces the status and log text in place.
+console script polls ``/tasks/{ref}/live`` and replaces the status and log text in place. While
+the job runs, that feed carries its output so far, read from its node (``cynode.tasks.live_output``).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from litestar.params import FromPath
 from litestar.types import ControllerRouterHandler
 
 from cynode.contracts.codec import PayloadError, convert
+from cynode.contracts.job_output import OutputStream
 from cynode.contracts.tasks import TERMINAL_TASK_STATUSES, CreateTaskRequest, InputMode, TaskStatus
 from cynode.contracts.web import LiveTaskResponse
 from cynode.http.payloads import json_response
@@ -27,6 +29,7 @@ from cynode.web.session import Viewer
 PAGE_SIZE: Final = 20
 STATUSES: Final[tuple[TaskStatus, ...]] = get_args(TaskStatus)
 INPUT_MODES: Final[tuple[InputMode, ...]] = get_args(InputMode)
+LIVE_STREAMS: Final[tuple[OutputStream, ...]] = get_args(OutputStream)
 
 
 def _create_request(form: Any) -> CreateTaskRequest:
@@ -103,12 +106,20 @@ def routes(console: Console) -> Sequence[ControllerRouterHandler]:
         viewer = await console.viewer(request)
         logs = await tasks.logs(viewer.user, task_ref, "all")
         task = await tasks.get(viewer.user, task_ref)
+        output = {"stdout": logs.stdout, "stderr": logs.stderr}
+        job = await console.live_output.running_job(task.id) if task.status == "running" else None
+        if job is not None:
+            async with console.live_output.reader() as reader:
+                for stream in LIVE_STREAMS:
+                    so_far = await reader.read(job, stream, 0)
+                    if so_far is not None:
+                        output[stream] = so_far.data
         return json_response(
             LiveTaskResponse(
                 status=task.status,
                 finished=task.status in TERMINAL_TASK_STATUSES,
-                stdout=logs.stdout,
-                stderr=logs.stderr,
+                stdout=output["stdout"],
+                stderr=output["stderr"],
             )
         )
 
