@@ -126,6 +126,27 @@ def task_output_is(page: Page, text: str) -> None:
     expect(page.get_by_role("heading", name="Result")).to_be_visible()
 
 
+@then(parsers.parse('the task page shows "{text}" in its output while the task is not yet completed'))
+def output_before_completion(page: Page, text: str) -> None:
+    # Read the status in the same evaluation that first sees the text, so the two belong together.
+    status_then = page.wait_for_function(
+        """text => {
+            const output = document.getElementById("task-stdout");
+            const status = document.getElementById("task-status");
+            return output && output.textContent.includes(text) ? status.textContent : null;
+        }""",
+        arg=text,
+        timeout=TASK_TIMEOUT_MS,
+    ).json_value()
+    assert status_then != "completed", "the output showed up only once the task had completed"
+
+
+@then(parsers.parse('the task page\'s output is the lines "{lines}"'))
+def task_output_lines(page: Page, lines: str) -> None:
+    expect(page.get_by_role("heading", name="Result")).to_be_visible()
+    assert page.locator("#task-stdout").text_content() == "".join(f"{line}\n" for line in lines.split())
+
+
 @then("no dialog was opened")
 def no_dialog(page: Page, outcome: dict[str, Any]) -> None:
     page.reload()  # render the finished page once more from the server: still only text
