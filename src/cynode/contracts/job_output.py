@@ -1,10 +1,11 @@
-"""Worker API payload for a running job's output so far: ``GET /v1/worker/jobs/{id}/output``."""
+"""A running job's output so far: the Worker API's ``GET /v1/worker/jobs/{id}/output`` and its relay by
+the control plane to a gateway running apart."""
 
 from typing import ClassVar, Literal
 
 from cynode.contracts.codec import VersionedPayload
 
-__all__ = ["JobOutputResponse", "OutputStream"]
+__all__ = ["JobOutputResponse", "OutputStream", "TaskOutputResponse"]
 
 OutputStream = Literal["stdout", "stderr"]
 
@@ -28,3 +29,19 @@ class JobOutputResponse(VersionedPayload, kw_only=True):
     truncated: bool
     replaced: bool
     """Some bytes in ``data`` were not UTF-8 text, or were NUL, and each became U+FFFD."""
+
+
+class TaskOutputResponse(VersionedPayload, kw_only=True):
+    """Control plane answer to a gateway running apart: the task's running job's output on one stream.
+
+    ``GET /v1/orchestrator/tasks/{id}/output?stream=...&after=...[&job_id=...&attempt=...]`` with the
+    caller's bearer token; ``after`` applies only while the same run (``job_id``, ``attempt``) goes
+    on, otherwise the run's output is sent from its start. 204 when no job of the task runs now.
+    """
+
+    payload_kind: ClassVar[str] = "task_output_response"
+
+    task_id: str
+    job_id: str
+    attempt: int
+    output: JobOutputResponse

@@ -1,14 +1,17 @@
 """A running task's output so far, for ``/logs?follow=1`` and the console's task page.
 
-Owns finding where the task's job runs now (its node, from the job row the dispatcher keeps) and
-asking that node's Worker API what the job wrote since a byte offset: in process when the node runs
-in this process, over HTTP with the node's bearer token otherwise (the dispatcher's worker clients,
-so the same deadlines, response cap and TLS trust apply). The Worker API bounds and cleans the
-output exactly like a result's (see ``GET /v1/worker/jobs/{id}/output``).
+Owns where a task's running job writes its output and how the gateway gets at it. The orchestrator
+role finds the node that runs the job now (from the job row the dispatcher keeps) and asks that
+node's Worker API what the job wrote since a byte offset: in process when the node runs in this
+process, over HTTP with the node's bearer token otherwise (the dispatcher's worker clients, so the
+same deadlines, response cap and TLS trust apply). A gateway in the same process reads through the
+orchestrator directly; a gateway running apart asks the control plane's
+``GET /v1/orchestrator/tasks/{id}/output`` with the caller's own bearer token, which is checked
+there again. The Worker API bounds and cleans the output exactly like a result's.
 
-Live output is best effort: when the node cannot be asked (unreachable, its token not opening with
-this process's secret key, the job ending just then) there is none for that moment, and whatever
-was missed arrives with the job's result.
+Live output is best effort: when it cannot be had (the node or control plane unreachable, the
+caller's token expired during a long follow, the job ending just then) there is none for that
+moment, and whatever was missed arrives with the job's result.
 """
 
 from __future__ import annotations
@@ -16,29 +19,56 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import dataclass
+from http import HTTPStatus
 from types import TracebackType
+from typing import Final, Protocol
 
 import httpx
 
 from cynode.context import LocalWorker, OrchestratorContext
-from cynode.contracts.codec import PayloadError, convert
-from cynode.contracts.job_output import JobOutputResponse, OutputStream
+from cynode.contracts.codec import PayloadError, convert, decode
+from cynode.contracts.job_output import JobOutputResponse, OutputStream, TaskOutputResponse
 from cynode.contracts.nodes import NodeCapabilityReport
 from cynode.dispatch.worker_client import HttpWorkerClient, InProcessWorkerClient, WorkerCallError
 from cynode.nodes.dispatchable import DispatchableNode
+from cynode.settings import Role
 from cynode.tasks import repository
 from cynode.tls import client_context
 
 log = logging.getLogger(__name__)
 
+CONTROL_PLANE_TASKS_PATH: Final = "/v1/orchestrator/tasks"
+"""The relay answers ``GET <this>/{task id}/output`` on the control plane."""
+_RELAY_TIMEOUT: Final = httpx.Timeout(10.0, connect=5.0)
+
 
 @dataclass(frozen=True)
-class RunningJob:
-    """A task's job that runs on ``node`` now; ``attempt`` tells one run of it from the next."""
+class Run:
+    """One run of a job: another attempt writes its output from the start again."""
 
     job_id: uuid.UUID
     attempt: int
-    node: DispatchableNode
+
+
+@dataclass(frozen=True)
+class LiveChunk:
+    run: Run
+    output: JobOutputResponse
+
+
+class OutputReader(Protocol):
+    """Reads a task's running job's output; used as an async context manager by one follower."""
+
+    async def __aenter__(self) -> OutputReader: ...
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None: ...
+
+    async def read(self, task_id: uuid.UUID, stream: OutputStream, run: Run | None, after: int) -> LiveChunk | None:
+        """``stream`` of the task's running job from byte ``after`` on (from 0 if ``run`` is not the
+        running one); None when no job runs or its output cannot be had now."""
+        ...
 
 
 class LiveOutput:
@@ -48,8 +78,38 @@ class LiveOutput:
         self._ctx = ctx
         self._local = local_worker
 
-    async def running_job(self, task_id: uuid.UUID) -> RunningJob | None:
-        """The task's job running on a node now (``task_id`` already found for the caller)."""
+    def reader(self, authorization: str) -> OutputReader:
+        """A reader for one follower: through this process's orchestrator, or the control plane's
+        relay (with the follower's ``authorization``) when this process runs no orchestrator."""
+        if Role.ORCHESTRATOR in self._ctx.roles:
+            return self.node_reader()
+        return ControlPlaneOutputReader(self._ctx, authorization)
+
+    def node_reader(self) -> NodeOutputReader:
+        """The orchestrator's own reader, asking nodes directly (the control plane's relay uses it)."""
+        return NodeOutputReader(self._ctx, self._local)
+
+
+class NodeOutputReader:
+    """The orchestrator's reader: asks the node running the job; an HTTP client is opened only for a
+    node in another process."""
+
+    def __init__(self, ctx: OrchestratorContext, local_worker: LocalWorker | None) -> None:
+        self._ctx = ctx
+        self._local_slug = local_worker.node_slug if local_worker else None
+        self._local = InProcessWorkerClient(local_worker) if local_worker else None
+        self._http: httpx.AsyncClient | None = None
+
+    async def __aenter__(self) -> NodeOutputReader:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._http is not None:
+            await self._http.aclose()
+
+    async def _running_job(self, task_id: uuid.UUID) -> tuple[Run, DispatchableNode] | None:
         async with self._ctx.pool.connection() as conn:
             row = await repository.running_job_node(conn, task_id)
         if row is None or row.capability_snapshot is None:
@@ -66,28 +126,7 @@ class LiveOutput:
             _sealed_bearer_token=row.bearer_token_ciphertext,
             _secret_box=self._ctx.secret_box,
         )
-        return RunningJob(row.job_id, row.attempt, node)
-
-    def reader(self) -> OutputReader:
-        """Reads for one follower (``async with``): an HTTP client is opened only if a remote node is asked."""
-        return OutputReader(self._ctx, self._local)
-
-
-class OutputReader:
-    def __init__(self, ctx: OrchestratorContext, local_worker: LocalWorker | None) -> None:
-        self._ctx = ctx
-        self._local_slug = local_worker.node_slug if local_worker else None
-        self._local = InProcessWorkerClient(local_worker) if local_worker else None
-        self._http: httpx.AsyncClient | None = None
-
-    async def __aenter__(self) -> OutputReader:
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        if self._http is not None:
-            await self._http.aclose()
+        return Run(row.job_id, row.attempt), node
 
     def _client(self, node: DispatchableNode) -> InProcessWorkerClient | HttpWorkerClient:
         if self._local is not None and node.node_slug == self._local_slug:
@@ -102,15 +141,59 @@ class OutputReader:
             )
         return HttpWorkerClient(self._http, settings.dispatch)
 
-    async def read(self, job: RunningJob, stream: OutputStream, after: int) -> JobOutputResponse | None:
-        """What the job wrote to ``stream`` from byte ``after`` on; None when the node cannot say now."""
+    async def read(self, task_id: uuid.UUID, stream: OutputStream, run: Run | None, after: int) -> LiveChunk | None:
+        running = await self._running_job(task_id)
+        if running is None:
+            return None
+        current, node = running
         try:
-            return await self._client(job.node).job_output(job.node, str(job.job_id), stream, after)
+            output = await self._client(node).job_output(
+                node, str(current.job_id), stream, after if run == current else 0
+            )
         except WorkerCallError as exc:
             log.info(
                 "live_output_unavailable",
-                extra={"job_id": str(job.job_id), "node_slug": job.node.node_slug, "error": str(exc)},
+                extra={"job_id": str(current.job_id), "node_slug": node.node_slug, "error": str(exc)},
             )
+            return None
+        return LiveChunk(current, output) if output is not None else None
+
+
+class ControlPlaneOutputReader:
+    """A separately running gateway's reader: the control plane's relay, with the caller's token."""
+
+    def __init__(self, ctx: OrchestratorContext, authorization: str) -> None:
+        self._base_url = ctx.settings.control_plane_public_url.rstrip("/")
+        self._authorization = authorization
+        self._http = httpx.AsyncClient(timeout=_RELAY_TIMEOUT, trust_env=False, follow_redirects=False)
+
+    async def __aenter__(self) -> ControlPlaneOutputReader:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self._http.aclose()
+
+    async def read(self, task_id: uuid.UUID, stream: OutputStream, run: Run | None, after: int) -> LiveChunk | None:
+        query: dict[str, str | int] = {"stream": stream, "after": after}
+        if run is not None:
+            query.update(job_id=str(run.job_id), attempt=run.attempt)
+        url = f"{self._base_url}{CONTROL_PLANE_TASKS_PATH}/{task_id}/output"
+        try:
+            response = await self._http.get(url, params=query, headers={"Authorization": self._authorization})
+        except httpx.HTTPError as exc:
+            log.info("live_output_relay_unreachable", extra={"task_id": str(task_id), "error": type(exc).__name__})
+            return None
+        if response.status_code != HTTPStatus.OK:
+            if response.status_code != HTTPStatus.NO_CONTENT:
+                log.info("live_output_relay_refused", extra={"task_id": str(task_id), "status": response.status_code})
+            return None
+        try:
+            relayed = decode(response.content, TaskOutputResponse)
+            return LiveChunk(Run(uuid.UUID(relayed.job_id), relayed.attempt), relayed.output)
+        except (PayloadError, ValueError) as exc:
+            log.info("live_output_relay_invalid", extra={"task_id": str(task_id), "error": str(exc)})
             return None
 
 
@@ -119,26 +202,26 @@ class FollowedOutput:
 
     def __init__(self, streams: tuple[OutputStream, ...]) -> None:
         self._streams = streams
-        self._run: tuple[uuid.UUID, int] | None = None
-        self._offsets: dict[OutputStream, int] = {}
-        self._sent: dict[OutputStream, str] = {}
+        self._run: Run | None = None
+        self._offsets: dict[OutputStream, int] = dict.fromkeys(streams, 0)
+        self._sent: dict[OutputStream, str] = dict.fromkeys(streams, "")
 
-    async def fresh(self, reader: OutputReader, job: RunningJob) -> list[tuple[OutputStream, str]]:
+    async def fresh(self, reader: OutputReader, task_id: uuid.UUID) -> list[tuple[OutputStream, str]]:
         """The text each stream gained since the last call, in stream order."""
-        if self._run != (job.job_id, job.attempt):
-            # Another run of the job writes its output from the start again, and only its result is kept.
-            self._run = (job.job_id, job.attempt)
-            self._offsets = dict.fromkeys(self._streams, 0)
-            self._sent = dict.fromkeys(self._streams, "")
         gained = []
         for stream in self._streams:
-            chunk = await reader.read(job, stream, self._offsets[stream])
+            chunk = await reader.read(task_id, stream, self._run, self._offsets[stream])
             if chunk is None:
                 continue
-            self._offsets[stream] = chunk.next_offset
-            if chunk.data:
-                self._sent[stream] += chunk.data
-                gained.append((stream, chunk.data))
+            if chunk.run != self._run:
+                # Another run of the job writes its output from the start again, and only its result is kept.
+                self._run = chunk.run
+                self._offsets = dict.fromkeys(self._streams, 0)
+                self._sent = dict.fromkeys(self._streams, "")
+            self._offsets[stream] = chunk.output.next_offset
+            if chunk.output.data:
+                self._sent[stream] += chunk.output.data
+                gained.append((stream, chunk.output.data))
         return gained
 
     def rest(self, stream: OutputStream, final: str) -> str:

@@ -26,7 +26,7 @@ from cynode.contracts.job_output import OutputStream
 from cynode.contracts.tasks import TERMINAL_TASK_STATUSES, LogStream, TaskStatus
 from cynode.http.problems import ProblemError
 from cynode.identity.guard import CurrentUser
-from cynode.tasks.live_output import FollowedOutput, LiveOutput
+from cynode.tasks.live_output import FollowedOutput, OutputReader
 from cynode.tasks.service import TaskService
 
 POLL_SECONDS: Final = 0.2
@@ -78,13 +78,13 @@ def _event(**fields: str) -> bytes:
 
 
 async def follow_logs(
-    service: TaskService, live: LiveOutput, user: CurrentUser, reference: str, stream: LogStream
+    service: TaskService, reader: OutputReader, user: CurrentUser, reference: str, stream: LogStream
 ) -> AsyncIterator[bytes]:
     """The NDJSON event stream of ``/logs?follow=1``; the task's existence is checked by the caller."""
     last: TaskStatus | None = None
     deadline = time.monotonic() + MAX_FOLLOW_SECONDS
     followed = FollowedOutput(tuple(name for name in OUTPUT_STREAMS if stream in ("all", name)))
-    async with live.reader() as reader:
+    async with reader:
         while True:
             task = await service.get(user, reference)
             if task.status != last:
@@ -95,9 +95,8 @@ async def follow_logs(
             if time.monotonic() >= deadline:
                 yield _event(event="end", status=task.status)
                 return
-            job = await live.running_job(task.id) if task.status == "running" else None
-            if job is not None:
-                for name, data in await followed.fresh(reader, job):
+            if task.status == "running":
+                for name, data in await followed.fresh(reader, task.id):
                     yield _event(event=name, data=data)
             await asyncio.sleep(POLL_SECONDS)
     logs = await service.logs(user, reference, stream)

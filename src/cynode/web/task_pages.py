@@ -107,13 +107,12 @@ def routes(console: Console) -> Sequence[ControllerRouterHandler]:
         logs = await tasks.logs(viewer.user, task_ref, "all")
         task = await tasks.get(viewer.user, task_ref)
         output = {"stdout": logs.stdout, "stderr": logs.stderr}
-        job = await console.live_output.running_job(task.id) if task.status == "running" else None
-        if job is not None:
-            async with console.live_output.reader() as reader:
+        if task.status == "running":
+            async with console.live_output.reader(f"Bearer {viewer.access_token}") as reader:
                 for stream in LIVE_STREAMS:
-                    so_far = await reader.read(job, stream, 0)
+                    so_far = await reader.read(task.id, stream, None, 0)
                     if so_far is not None:
-                        output[stream] = so_far.data
+                        output[stream] = so_far.output.data
         return json_response(
             LiveTaskResponse(
                 status=task.status,

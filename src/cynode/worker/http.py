@@ -13,23 +13,22 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from http import HTTPStatus
-from typing import Any, Final, cast, get_args
+from typing import Any
 
 from litestar import Litestar, Request, Response, get, post
 from litestar.background_tasks import BackgroundTask
 from litestar.params import FromPath
 from litestar.types import ControllerRouterHandler
 
-from cynode.contracts.job_output import OutputStream
 from cynode.contracts.worker import CancelJobResponse, RunJobRequest
 from cynode.http.app import build_app
+from cynode.http.output_query import byte_offset, output_stream
 from cynode.http.payloads import json_response, read_json
 from cynode.http.problems import ProblemError
 from cynode.worker.inference_route import inference_routes
 from cynode.worker.service import WorkerService
 
 CANCEL_ACTION = "cancel"
-OUTPUT_STREAMS: Final = frozenset(get_args(OutputStream))
 
 
 def worker_routes(service: WorkerService) -> Sequence[ControllerRouterHandler]:
@@ -56,13 +55,8 @@ def worker_routes(service: WorkerService) -> Sequence[ControllerRouterHandler]:
         """The running job's output so far on one stream, from byte ``after`` on (see JobOutputResponse)."""
         service.authenticate(request.headers.get("authorization"))
         query = request.query_params
-        stream = query.get("stream")
-        if stream not in OUTPUT_STREAMS:
-            raise ProblemError(HTTPStatus.BAD_REQUEST, "stream must be stdout or stderr")
-        after = query.get("after", "0")
-        if not (after.isascii() and after.isdigit()):
-            raise ProblemError(HTTPStatus.BAD_REQUEST, "after must be a byte offset (a non-negative integer)")
-        return json_response(await service.job_output(job_id, cast(OutputStream, stream), int(after)))
+        stream, after = output_stream(query.get("stream")), byte_offset(query.get("after"))
+        return json_response(await service.job_output(job_id, stream, after))
 
     return [run_job, cancel_job, job_output]
 
