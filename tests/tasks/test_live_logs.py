@@ -8,11 +8,14 @@ first line before the task is reported ``completed``, and nothing twice.
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
+from cynode.settings import Role
 from tests.fixtures.identity import (
     ADMIN_HANDLE,
     ADMIN_PASSWORD,
@@ -74,10 +77,61 @@ def test_a_running_job_streams_from_the_node_in_this_process(all_in_one: Running
     # Another user never reaches the task's stream, running or not.
     create_user(admin.http, admin.session, "mallory")
     mallory = task_api(all_in_one, "mallory", USER_PASSWORD)
-    running = admin.create("sleep 30", input_mode="commands")
+    running = admin.create("echo started; sleep 60", input_mode="commands")
     for path in (f"/v1/tasks/{running['id']}/logs?follow=1", f"/v1/tasks/{running['id']}/logs"):
         assert_problem(mallory.get(path), 404)
+
+    relay = Relay(all_in_one.client(Role.ORCHESTRATOR), running["id"])
+    started = relay.until_output(admin, "started\n")
+    assert (started["task_id"], started["attempt"], started["output"]["stream"]) == (running["id"], 1, "stdout")
+    run = {"job_id": started["job_id"], "attempt": 1}
+    assert relay.get(admin, stream="stdout", after=8, **run).json()["output"]["data"] == ""
+    another_run = {"job_id": "00000000-0000-0000-0000-000000000000", "attempt": 1}
+    assert relay.get(admin, stream="stdout", after=8, **another_run).json()["output"]["data"] == "started\n"
+    refusals = {
+        "another user's task": relay.get(mallory, stream="stdout"),
+        "no token": relay.get(None, stream="stdout"),
+        "no stream": relay.get(admin),
+        "a negative offset": relay.get(admin, stream="stdout", after=-1),
+        "a job without its attempt": relay.get(admin, stream="stdout", job_id=started["job_id"]),
+        "attempt 0": relay.get(admin, stream="stdout", job_id=started["job_id"], attempt=0),
+        "a job id that is no UUID": relay.get(admin, stream="stdout", job_id="job", attempt=1),
+    }
+    assert {why: answer.status_code for why, answer in refusals.items()} == {
+        "another user's task": 404,
+        "no token": 401,
+        "no stream": 400,
+        "a negative offset": 400,
+        "a job without its attempt": 400,
+        "attempt 0": 400,
+        "a job id that is no UUID": 400,
+    }
     admin.post(f"/v1/tasks/{running['id']}/cancel")
+    assert admin.get(f"/v1/tasks/{running['id']}?wait=30").json()["status"] == "canceled"
+    assert relay.get(admin, stream="stdout").status_code == 204  # nothing runs any more
+
+
+class Relay:
+    """The control plane's relay of one task's live output, called as a separate gateway would."""
+
+    def __init__(self, control_plane: httpx.Client, task_id: str) -> None:
+        self._http = control_plane
+        self._path = f"/v1/orchestrator/tasks/{task_id}/output"
+
+    def get(self, caller: TaskApi | None, **query: Any) -> httpx.Response:
+        headers = caller.session.headers if caller is not None else {}
+        return self._http.get(self._path, params=query, headers=headers)
+
+    def until_output(self, caller: TaskApi, wanted: str) -> dict[str, Any]:
+        deadline = time.monotonic() + 60
+        while True:
+            answer = self.get(caller, stream="stdout")
+            if answer.status_code == 200 and answer.json()["output"]["data"] == wanted:
+                relayed: dict[str, Any] = answer.json()
+                return relayed
+            assert answer.status_code in (200, 204), answer.text
+            assert time.monotonic() < deadline, "the running job's output never reached the relay"
+            time.sleep(0.1)
 
 
 def test_a_running_job_streams_from_a_node_reached_over_http(node_deployment: NodeDeployment) -> None:
