@@ -23,7 +23,7 @@ import msgspec
 
 from cynode.client.admin_commands import operator_command
 from cynode.client.api import ClientError, GatewayClient, LoginRequired
-from cynode.client.commands import client_command, echo_json, signed_in
+from cynode.client.commands import client_command, echo_json, print_answer, signed_in
 from cynode.client.terminal import terminal_safe
 from cynode.contracts.codec import PayloadError, decode, encode
 from cynode.contracts.openai import (
@@ -260,10 +260,10 @@ def _chat_session_call(call: Callable[[ChatSession], T]) -> T:
 @operator_command
 def chat_threads(limit: int | None, as_json: bool) -> None:
     """List your chat threads, most recently used first."""
-    page = _chat_session_call(lambda session: session.threads(limit))
-    if as_json:
-        echo_json(page)
-        return
+    print_answer(as_json, _chat_session_call(lambda session: session.threads(limit)), _show_threads)
+
+
+def _show_threads(page: ChatThreadPage) -> None:
     for thread in page.threads:
         click.echo(f"{thread.id}  {thread.updated_at:%Y-%m-%d %H:%M:%S}  {terminal_safe(thread.title or '(untitled)')}")
     if page.next_cursor:
@@ -275,10 +275,10 @@ def chat_threads(limit: int | None, as_json: bool) -> None:
 @operator_command
 def chat_show(thread_id: str, as_json: bool) -> None:
     """Print the messages of one of your chat threads, oldest first."""
-    page = _chat_session_call(lambda session: session.messages(thread_id))
-    if as_json:
-        echo_json(page)
-        return
+    print_answer(as_json, _chat_session_call(lambda session: session.messages(thread_id)), _show_messages)
+
+
+def _show_messages(page: ChatMessagePage) -> None:
     for message in page.messages:
         click.echo(f"{message.role} ({message.created_at:%Y-%m-%d %H:%M:%S}):")
         click.echo(terminal_safe(message.content))
