@@ -165,15 +165,24 @@ class ControlPlaneOutputReader:
     def __init__(self, ctx: OrchestratorContext, authorization: str) -> None:
         self._base_url = ctx.settings.control_plane_public_url.rstrip("/")
         self._authorization = authorization
-        self._http = httpx.AsyncClient(timeout=_RELAY_TIMEOUT, trust_env=False, follow_redirects=False)
+        self._opened: httpx.AsyncClient | None = None
 
     async def __aenter__(self) -> ControlPlaneOutputReader:
+        # Opened here, not when built: a follow that never starts holds no client.
+        self._opened = httpx.AsyncClient(timeout=_RELAY_TIMEOUT, trust_env=False, follow_redirects=False)
         return self
+
+    @property
+    def _http(self) -> httpx.AsyncClient:
+        if self._opened is None:
+            raise RuntimeError("use the reader with async with")
+        return self._opened
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        await self._http.aclose()
+        if self._opened is not None:
+            await self._opened.aclose()
 
     async def read(self, task_id: uuid.UUID, stream: OutputStream, run: Run | None, after: int) -> LiveChunk | None:
         query: dict[str, str | int] = {"stream": stream, "after": after}
