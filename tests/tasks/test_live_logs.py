@@ -9,24 +9,21 @@ from __future__ import annotations
 
 import json
 import time
-from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
 from cynode.settings import Role
 from tests.fixtures.identity import (
     ADMIN_HANDLE,
     ADMIN_PASSWORD,
-    IDENTITY_ENV,
     USER_PASSWORD,
     assert_problem,
     create_user,
 )
 from tests.fixtures.nodemanager import NodeDeployment
 from tests.fixtures.nodes import PSK_ENV
-from tests.fixtures.stack import RunningStack, StackFactory, start_all_in_one
+from tests.fixtures.stack import RunningStack
 from tests.fixtures.tasks import TaskApi, task_api
 
 LINES_SCRIPT = "for i in 1 2 3; do echo line$i; sleep 1; done"
@@ -59,29 +56,18 @@ def assert_streamed_before_completion(tasks: TaskApi) -> None:
     assert tasks.get(f"/v1/tasks/{created['id']}/logs").json()["stdout"] == ALL_LINES
 
 
-@pytest.fixture
-def all_in_one(stack_factory: StackFactory, tmp_path: Path) -> RunningStack:
-    return start_all_in_one(
-        stack_factory,
-        tmp_path,
-        node_slug="live-node",
-        env=IDENTITY_ENV,
-        node_yaml_extra="inference:\n  mode: disabled\n",
-    )
-
-
-def test_a_running_job_streams_from_the_node_in_this_process(all_in_one: RunningStack) -> None:
-    admin = task_api(all_in_one)
+def test_a_running_job_streams_from_the_node_in_this_process(sandbox_all_in_one: RunningStack) -> None:
+    admin = task_api(sandbox_all_in_one)
     assert_streamed_before_completion(admin)
 
     # Another user never reaches the task's stream, running or not.
     create_user(admin.http, admin.session, "mallory")
-    mallory = task_api(all_in_one, "mallory", USER_PASSWORD)
+    mallory = task_api(sandbox_all_in_one, "mallory", USER_PASSWORD)
     running = admin.create("echo started; sleep 60", input_mode="commands")
     for path in (f"/v1/tasks/{running['id']}/logs?follow=1", f"/v1/tasks/{running['id']}/logs"):
         assert_problem(mallory.get(path), 404)
 
-    relay = Relay(all_in_one.client(Role.ORCHESTRATOR), running["id"])
+    relay = Relay(sandbox_all_in_one.client(Role.ORCHESTRATOR), running["id"])
     started = relay.until_output(admin, "started\n")
     assert (started["task_id"], started["attempt"], started["output"]["stream"]) == (running["id"], 1, "stdout")
     run = {"job_id": started["job_id"], "attempt": 1}
