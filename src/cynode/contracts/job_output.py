@@ -1,13 +1,14 @@
 """A running job's output so far: the Worker API's ``GET /v1/worker/jobs/{id}/output`` and its relay by
 the control plane to a gateway running apart."""
 
-from typing import ClassVar, Literal
+from typing import ClassVar, Final, Literal, get_args
 
 from cynode.contracts.codec import VersionedPayload
 
-__all__ = ["JobOutputResponse", "OutputStream", "TaskOutputResponse"]
+__all__ = ["OUTPUT_STREAMS", "JobOutputResponse", "OutputStream", "TaskOutputResponse"]
 
 OutputStream = Literal["stdout", "stderr"]
+OUTPUT_STREAMS: Final[tuple[OutputStream, ...]] = get_args(OutputStream)
 
 
 class JobOutputResponse(VersionedPayload, kw_only=True):

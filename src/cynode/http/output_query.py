@@ -4,18 +4,15 @@ and from which byte offset. Bad values are 400 problems."""
 from __future__ import annotations
 
 from http import HTTPStatus
-from typing import Final, cast, get_args
 
-from cynode.contracts.job_output import OutputStream
+from cynode.contracts.job_output import OUTPUT_STREAMS, OutputStream
 from cynode.http.problems import ProblemError
-
-OUTPUT_STREAMS: Final = frozenset(get_args(OutputStream))
 
 
 def output_stream(value: str | None) -> OutputStream:
     if value not in OUTPUT_STREAMS:
         raise ProblemError(HTTPStatus.BAD_REQUEST, "stream must be stdout or stderr")
-    return cast(OutputStream, value)
+    return value
 
 
 def byte_offset(value: str | None) -> int:

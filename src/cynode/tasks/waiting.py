@@ -22,7 +22,7 @@ from typing import Final, TypeVar
 
 import msgspec
 
-from cynode.contracts.job_output import OutputStream
+from cynode.contracts.job_output import OUTPUT_STREAMS
 from cynode.contracts.tasks import TERMINAL_TASK_STATUSES, LogStream, TaskStatus
 from cynode.http.problems import ProblemError
 from cynode.identity.guard import CurrentUser
@@ -34,7 +34,6 @@ MAX_WAIT_SECONDS: Final = 60
 MAX_FOLLOW_SECONDS: Final = 3600
 """A followed log stream ends after this long even if the task has not (the client may follow again)."""
 FOLLOW_MEDIA_TYPE: Final = "application/x-ndjson"
-OUTPUT_STREAMS: Final[tuple[OutputStream, ...]] = ("stdout", "stderr")
 
 Snapshot = TypeVar("Snapshot", bound=msgspec.Struct)
 

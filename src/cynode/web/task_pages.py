@@ -17,7 +17,7 @@ from litestar.params import FromPath
 from litestar.types import ControllerRouterHandler
 
 from cynode.contracts.codec import PayloadError, convert
-from cynode.contracts.job_output import OutputStream
+from cynode.contracts.job_output import OUTPUT_STREAMS
 from cynode.contracts.tasks import TERMINAL_TASK_STATUSES, CreateTaskRequest, InputMode, TaskStatus
 from cynode.contracts.web import LiveTaskResponse
 from cynode.http.payloads import json_response
@@ -29,7 +29,6 @@ from cynode.web.session import Viewer
 PAGE_SIZE: Final = 20
 STATUSES: Final[tuple[TaskStatus, ...]] = get_args(TaskStatus)
 INPUT_MODES: Final[tuple[InputMode, ...]] = get_args(InputMode)
-LIVE_STREAMS: Final[tuple[OutputStream, ...]] = get_args(OutputStream)
 
 
 def _create_request(form: Any) -> CreateTaskRequest:
@@ -109,7 +108,7 @@ def routes(console: Console) -> Sequence[ControllerRouterHandler]:
         output = {"stdout": logs.stdout, "stderr": logs.stderr}
         if task.status == "running":
             async with console.live_output.reader(f"Bearer {viewer.access_token}") as reader:
-                for stream in LIVE_STREAMS:
+                for stream in OUTPUT_STREAMS:
                     so_far = await reader.read(task.id, stream, None, 0)
                     if so_far is not None:
                         output[stream] = so_far.output.data
