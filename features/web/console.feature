@@ -14,6 +14,13 @@ Feature: Web console
     Then the task page shows the status "completed" without a reload by me
     And the task page's output is "hello from the console"
 
+  Scenario: A running task's output appears on its page before the task completes
+    Given I am signed in to the console as "admin"
+    When I create a commands task "for i in 1 2 3 4 5; do echo line$i; sleep 2; done" in the console
+    Then the task page shows "line1" in its output while the task is not yet completed
+    And the task page shows the status "completed" without a reload by me
+    And the task page's output is the lines "line1 line2 line3 line4 line5"
+
   Scenario: Job output that looks like a script is shown as text and runs nothing
     Given I am signed in to the console as "admin"
     When I create a commands task "printf '<script>alert(1)</script>'" in the console

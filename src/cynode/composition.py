@@ -41,7 +41,8 @@ from cynode.nodes.http import control_plane_routes
 from cynode.nodes.readiness import inference_path_problem
 from cynode.secrets import persistent_secret
 from cynode.settings import ListenSettings, Role, Settings, SettingsError
-from cynode.tasks.http import tasks_routes
+from cynode.tasks.http import task_output_relay_routes, tasks_routes
+from cynode.tasks.live_output import LiveOutput
 from cynode.tls import ServerTls, TlsError, is_loopback
 from cynode.tokens import TokenSigner
 from cynode.web.routes import web_routes
@@ -281,12 +282,18 @@ class Stack:
             raise RuntimeError("chat is wired only after the database is up")
         return self.chat
 
+    def _live_output(self) -> LiveOutput:
+        return LiveOutput(
+            self._context, LocalWorker(self.node.slug, self.worker) if self.node and self.worker else None
+        )
+
     def _gateway_app(self) -> Litestar:
+        live_output = self._live_output()
         return build_app(
             route_handlers=[
                 *identity_routes(self._context),
-                *tasks_routes(self._context),
-                web_routes(self._context, self._orchestrator_readiness(), self._chat),
+                *tasks_routes(self._context, live_output),
+                web_routes(self._context, self._orchestrator_readiness(), self._chat, live_output),
                 *self._chat.gateway_routes(),
                 *admin_routes(self._context),
                 *node_admin_routes(self._context),
@@ -299,7 +306,11 @@ class Stack:
 
     def _control_plane_app(self) -> Litestar:
         return build_app(
-            route_handlers=[*control_plane_routes(self._context), *self._chat.control_plane_routes()],
+            route_handlers=[
+                *control_plane_routes(self._context),
+                *self._chat.control_plane_routes(),
+                *task_output_relay_routes(self._context, self._live_output()),
+            ],
             readiness=self._orchestrator_readiness(),
             max_body_bytes=self.settings.control_plane.max_request_bytes,
             title="CyNode control plane",

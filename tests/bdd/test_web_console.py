@@ -17,7 +17,7 @@ from tests.fixtures.chat import start_chat_stack
 from tests.fixtures.identity import ADMIN_HANDLE, ADMIN_PASSWORD, IDENTITY_ENV, USER_PASSWORD, login
 from tests.fixtures.serve import Serve
 from tests.fixtures.stack import RunningStack
-from tests.web.browsing import signed_in_page
+from tests.web.browsing import create_commands_task, signed_in_page, status_when_output_shows
 from tests.web.console import GENEROUS_LOGIN_LIMITS
 
 scenarios("web/console.feature", "web/console_serve.feature")
@@ -104,13 +104,9 @@ def signed_in_without_scripts(browser: Browser, console_url: str, contexts: list
 
 @given(parsers.parse('I created a commands task "{command}" in the console'))
 @when(parsers.parse('I create a commands task "{command}" in the console'))
-def create_commands_task(page: Page, outcome: dict[str, Any], command: str) -> None:
+def create_task_in_console(page: Page, outcome: dict[str, Any], command: str) -> None:
     outcome["dialogs"] = record_dialogs(page)
-    page.get_by_role("link", name="New task").click()
-    page.get_by_label("Commands", exact=True).check()
-    page.get_by_label("Prompt, commands or script").fill(command)
-    page.get_by_role("button", name="Create task").click()
-    page.wait_for_url("**/tasks/*-*")
+    create_commands_task(page, command)
     expect(page.get_by_role("heading", level=1)).to_contain_text("Task ")
     outcome["task_url"] = page.url
 
@@ -124,6 +120,18 @@ def task_status_shown(page: Page, status: str) -> None:
 def task_output_is(page: Page, text: str) -> None:
     expect(page.locator("#task-stdout")).to_have_text(text.strip())
     expect(page.get_by_role("heading", name="Result")).to_be_visible()
+
+
+@then(parsers.parse('the task page shows "{text}" in its output while the task is not yet completed'))
+def output_before_completion(page: Page, text: str) -> None:
+    status_then = status_when_output_shows(page, text, TASK_TIMEOUT_MS)
+    assert status_then != "completed", "the output showed up only once the task had completed"
+
+
+@then(parsers.parse('the task page\'s output is the lines "{lines}"'))
+def task_output_lines(page: Page, lines: str) -> None:
+    expect(page.get_by_role("heading", name="Result")).to_be_visible()
+    assert page.locator("#task-stdout").text_content() == "".join(f"{line}\n" for line in lines.split())
 
 
 @then("no dialog was opened")

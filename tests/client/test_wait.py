@@ -2,31 +2,15 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import pytest
-
 from tests.client.conftest import Cli, log_in
-from tests.fixtures.identity import IDENTITY_ENV
-from tests.fixtures.stack import RunningStack, StackFactory, start_all_in_one
+from tests.fixtures.stack import RunningStack
+from tests.fixtures.tasks import SANDBOX_NODE
 
 NODE_READY_SECONDS = 120
 
 
-@pytest.fixture
-def all_in_one(stack_factory: StackFactory, tmp_path: Path) -> RunningStack:
-    # Inference is off: a commands task needs only the sandbox, and the model would slow start-up.
-    return start_all_in_one(
-        stack_factory,
-        tmp_path,
-        node_slug="cli-node",
-        env=IDENTITY_ENV,
-        node_yaml_extra="inference:\n  mode: disabled\n",
-    )
-
-
-def test_wait_prints_the_output_and_exits_with_the_job_code(cli: Cli, all_in_one: RunningStack) -> None:
-    assert log_in(cli, all_in_one).exit_code == 0
+def test_wait_prints_the_output_and_exits_with_the_job_code(cli: Cli, sandbox_all_in_one: RunningStack) -> None:
+    assert log_in(cli, sandbox_all_in_one).exit_code == 0
 
     succeeded = cli("task", "create", "echo hi", "--mode", "commands", "--name", "greet", "--wait")
     failed = cli("task", "create", "echo oops >&2; exit 3", "--mode", "commands", "--wait")
@@ -37,5 +21,5 @@ def test_wait_prints_the_output_and_exits_with_the_job_code(cli: Cli, all_in_one
     result = cli("task", "result", "greet")
     assert result.stdout.startswith("task ")
     assert ": completed\njob " in result.stdout
-    assert result.stdout.endswith(" on cli-node, exit code 0\nhi\n")
+    assert result.stdout.endswith(f" on {SANDBOX_NODE}, exit code 0\nhi\n")
     assert cli("task", "logs", "greet").stdout == "hi\n"

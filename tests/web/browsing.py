@@ -31,3 +31,29 @@ def serious_violations(page: Page) -> list[str]:
         for violation in results.response["violations"]
         if violation["impact"] in BLOCKING_IMPACTS
     ]
+
+
+def create_commands_task(page: Page, command: str) -> None:
+    """Create a commands task through the console's form; returns on the new task's page."""
+    page.get_by_role("link", name="New task").click()
+    page.get_by_label("Commands", exact=True).check()
+    page.get_by_label("Prompt, commands or script").fill(command)
+    page.get_by_role("button", name="Create task").click()
+    page.wait_for_url("**/tasks/*-*")
+
+
+def status_when_output_shows(page: Page, text: str, timeout_ms: float) -> str:
+    """The task page's status at the moment its output first holds ``text``.
+
+    Read in the same evaluation that first sees the text, so the two belong together.
+    """
+    status: str = page.wait_for_function(
+        """text => {
+            const output = document.getElementById("task-stdout");
+            const status = document.getElementById("task-status");
+            return output && output.textContent.includes(text) ? status.textContent : null;
+        }""",
+        arg=text,
+        timeout=timeout_ms,
+    ).json_value()
+    return status

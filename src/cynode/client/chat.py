@@ -4,20 +4,27 @@
 whole completion as JSON); without ``-m`` it is interactive: each line is a message, the
 conversation so far goes with it, answers stream in, and ``/exit`` (or end of input) quits.
 ``--model`` picks a model (default ``cynodeai.pm``); ``cynode models`` lists what the gateway offers.
-Calls use the stored session and refresh it once on a 401, like every other client command.
+``cynode chat threads`` lists the caller's stored conversations and ``cynode chat show THREAD_ID``
+prints one (both with ``--json``, and the operator commands' exit statuses, see
+:mod:`cynode.client.exit_codes`: 3 not logged in, 4 no such thread of yours, 6 refused input, 7
+gateway unreachable). Calls use the stored session and refresh it once on a 401, like every other
+client command.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from typing import Final, TypeVar
+from urllib.parse import quote
 
 import click
 import httpx
 import msgspec
 
+from cynode.client.admin_commands import operator_command
 from cynode.client.api import ClientError, GatewayClient, LoginRequired
-from cynode.client.commands import client_command, echo_json, signed_in
+from cynode.client.commands import client_command, echo_json, print_answer, signed_in
+from cynode.client.terminal import terminal_safe
 from cynode.contracts.codec import PayloadError, decode, encode
 from cynode.contracts.openai import (
     DEFAULT_CHAT_MODEL,
@@ -25,6 +32,8 @@ from cynode.contracts.openai import (
     ChatCompletionChunk,
     ChatCompletionRequest,
     ChatMessage,
+    ChatMessagePage,
+    ChatThreadPage,
     ModelList,
 )
 from cynode.inference.sse import DONE
@@ -33,6 +42,8 @@ __all__ = ["chat", "models"]
 
 EXIT_COMMAND: Final = "/exit"
 PROMPT: Final = "you> "
+MESSAGES_PAGE: Final = 200
+"""The gateway's largest page; ``chat show`` follows the cursor through longer threads."""
 _UNAUTHORIZED = 401
 _CHAT_TIMEOUT = httpx.Timeout(300, connect=10)
 
@@ -104,6 +115,20 @@ class ChatSession:
     def models(self) -> ModelList:
         return self._json("GET", "/v1/models", ModelList)
 
+    def threads(self, limit: int | None) -> ChatThreadPage:
+        query = f"?limit={limit}" if limit is not None else ""
+        return self._json("GET", f"/v1/chat/threads{query}", ChatThreadPage)
+
+    def messages(self, thread_id: str) -> ChatMessagePage:
+        """Every message of the thread, oldest first (all pages)."""
+        path = f"/v1/chat/threads/{quote(thread_id, safe='')}/messages?limit={MESSAGES_PAGE}"
+        page = self._json("GET", path, ChatMessagePage)
+        messages = list(page.messages)
+        while page.next_cursor is not None:
+            page = self._json("GET", f"{path}&cursor={quote(page.next_cursor, safe='')}", ChatMessagePage)
+            messages.extend(page.messages)
+        return ChatMessagePage(messages=messages, next_cursor=None)
+
     def complete(self, request: ChatCompletionRequest) -> ChatCompletion:
         return self._json("POST", "/v1/chat/completions", ChatCompletion, encode(request))
 
@@ -155,13 +180,21 @@ def _say(session: ChatSession, request: ChatCompletionRequest) -> str:
     return "".join(pieces)
 
 
-@click.command()
+@click.group(invoke_without_command=True)
 @click.option("-m", "--message", help="Ask this once and exit (otherwise: an interactive chat).")
 @click.option("--model", default=DEFAULT_CHAT_MODEL, show_default=True, help="The model to chat with.")
 @click.option("--project", help="Project (id or slug) the conversation belongs to (OpenAI-Project header).")
+@click.pass_context
 @client_command
-def chat(message: str | None, model: str, project: str | None, as_json: bool) -> None:
-    """Chat with the model through the gateway's OpenAI-compatible API."""
+def chat(context: click.Context, message: str | None, model: str, project: str | None, as_json: bool) -> None:
+    """Chat with the model through the gateway's OpenAI-compatible API.
+
+    'cynode chat threads' lists your stored conversations, 'cynode chat show ID' prints one.
+    """
+    if context.invoked_subcommand is not None:
+        if message is not None or project is not None or as_json:
+            raise click.UsageError("-m, --project and --json go after the subcommand, or without one")
+        return
     with signed_in() as gateway:
         session = ChatSession(gateway, project)
         try:
@@ -211,3 +244,42 @@ def models(as_json: bool) -> None:
     else:
         for model in listed.data:
             click.echo(model.id)
+
+
+def _chat_session_call(call: Callable[[ChatSession], T]) -> T:
+    with signed_in() as gateway:
+        session = ChatSession(gateway)
+        try:
+            return call(session)
+        finally:
+            session.close()
+
+
+@chat.command("threads")
+@click.option("--limit", type=click.IntRange(min=1, max=MESSAGES_PAGE), help="At most this many threads.")
+@operator_command
+def chat_threads(limit: int | None, as_json: bool) -> None:
+    """List your chat threads, most recently used first."""
+    print_answer(as_json, _chat_session_call(lambda session: session.threads(limit)), _show_threads)
+
+
+def _show_threads(page: ChatThreadPage) -> None:
+    for thread in page.threads:
+        click.echo(f"{thread.id}  {thread.updated_at:%Y-%m-%d %H:%M:%S}  {terminal_safe(thread.title or '(untitled)')}")
+    if page.next_cursor:
+        click.echo("(more threads; raise --limit to see them)", err=True)
+
+
+@chat.command("show")
+@click.argument("thread_id", metavar="THREAD_ID")
+@operator_command
+def chat_show(thread_id: str, as_json: bool) -> None:
+    """Print the messages of one of your chat threads, oldest first."""
+    print_answer(as_json, _chat_session_call(lambda session: session.messages(thread_id)), _show_messages)
+
+
+def _show_messages(page: ChatMessagePage) -> None:
+    for message in page.messages:
+        click.echo(f"{message.role} ({message.created_at:%Y-%m-%d %H:%M:%S}):")
+        click.echo(terminal_safe(message.content))
+        click.echo()

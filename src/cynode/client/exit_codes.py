@@ -1,4 +1,5 @@
-"""Exit statuses of the operator commands (user, node, settings, credentials, status, doctor, sandbox).
+"""Exit statuses of the operator commands (user, node, settings, credentials, status, doctor, sandbox)
+and of ``chat threads`` and ``chat show``.
 
 A script can tell why a command failed without parsing its message:
 

@@ -17,6 +17,7 @@ import httpx
 
 from cynode.context import LocalWorker
 from cynode.contracts.codec import PayloadError, decode, encode, to_json_object
+from cynode.contracts.job_output import JobOutputResponse, OutputStream
 from cynode.contracts.reasons import EndReason
 from cynode.contracts.worker import CancelJobResponse, RunJobRequest, RunJobResponse
 from cynode.crypto import DecryptionError
@@ -187,6 +188,29 @@ class HttpWorkerClient:
         except PayloadError as exc:
             raise _invalid("cancel response", exc) from None
 
+    async def job_output(
+        self, node: DispatchableNode, job_id: str, stream: OutputStream, after: int
+    ) -> JobOutputResponse | None:
+        """The running job's output on ``stream`` from byte ``after`` on; None when it does not run there."""
+        status, content = await self._send(
+            node,
+            "GET",
+            f"/v1/worker/jobs/{job_id}/output?stream={stream}&after={after}",
+            None,
+            read_timeout=self._settings.worker_reply_timeout_seconds,
+        )
+        if status == HTTPStatus.NOT_FOUND:
+            return None
+        if status != HTTPStatus.OK:
+            raise _refused(status, _problem_detail(content))
+        try:
+            output = decode(content, JobOutputResponse)
+        except PayloadError as exc:
+            raise _invalid("output response", exc) from None
+        if output.job_id != job_id or output.stream != stream:
+            raise _invalid("output response", "it is about another job or stream")
+        return output
+
     async def answers(self, node: DispatchableNode) -> bool:
         try:
             status, _ = await self._send(
@@ -229,6 +253,17 @@ class InProcessWorkerClient:
         except ProblemError as exc:
             raise _refused(exc.status, exc.detail) from None
         return self._service.cancel_job(job_id)
+
+    async def job_output(
+        self, node: DispatchableNode, job_id: str, stream: OutputStream, after: int
+    ) -> JobOutputResponse | None:
+        try:
+            self._authenticate(node)
+            return await self._service.job_output(job_id, stream, after)
+        except ProblemError as exc:
+            if exc.status == HTTPStatus.NOT_FOUND:
+                return None
+            raise _refused(exc.status, exc.detail) from None
 
     async def answers(self, node: DispatchableNode) -> bool:
         # This process is the node: while it dispatches, it answers.

@@ -1,8 +1,9 @@
-"""Reading a stopped container's stdout or stderr back through the podman API, bounded.
+"""Reading a container's stdout or stderr back through the podman API, bounded.
 
-Owns podman's multiplexed log framing and the read that stops at the output limit. Following the
-log while the job runs is not used: podman 4.3 ends a follow when the container exits and drops
-lines it has not sent yet.
+Owns podman's multiplexed log framing and the read that stops at the output limit: of a stopped
+container for its result, of a running one for its output so far. Following the log while the job
+runs is not used: podman 4.3 ends a follow when the container exits and drops lines it has not sent
+yet, so a running job's output is read whole again (up to the limit) each time it is asked for.
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ def frame_payloads(chunks: Iterable[bytes]) -> Iterator[bytes]:
 def read_stream(
     client: PodmanClient, container_id: str, stream: Stream, limit: int, *, log_trimmed: bool = False
 ) -> OutputCapture:
-    """Up to ``limit`` bytes of one stream of a stopped container (empty when podman cannot say).
+    """Up to ``limit`` bytes of one stream of a container (empty when podman cannot say).
 
     ``log_trimmed``: conmon trimmed the log at its cap while the job ran. The log holds both
     streams, so either may have lost bytes, and the capture is reported truncated.

@@ -26,7 +26,7 @@ from podman.errors import APIError, NotFound
 
 from cynode.contracts.reasons import EndReason
 from cynode.sandbox.bounds import LogTrimWatch, PidsWatch, exit_reason
-from cynode.sandbox.capture import read_stream
+from cynode.sandbox.capture import Stream, read_stream
 from cynode.sandbox.images import ImageSource
 from cynode.sandbox.job_dirs import JobDirectories, JobDirs
 from cynode.sandbox.output import CapturedOutput, OutputCapture
@@ -119,6 +119,20 @@ class SandboxExecutor:
         job.stop("canceled")
         log.info("sandbox_job_cancel_requested", extra={"job_id": job_id})
         return True
+
+    def output_so_far(self, job_id: str, stream: Stream) -> OutputCapture | None:
+        """What a running job wrote to ``stream`` so far, up to the output limit; None when no such
+        job runs here or it has finished (its output then travels with its result)."""
+        job = self._slots.running(job_id)
+        if job is None:
+            return None
+        capture = OutputCapture(self.settings.max_output_bytes)
+        container_id = job.container_id
+        if container_id is not None:
+            with self._client() as client:
+                capture = read_stream(client, container_id, stream, self.settings.max_output_bytes)
+        # Checked after the read: a container removed while it was read has finished first.
+        return None if job.finished else capture
 
     def stop_all(self) -> None:
         """Kill every running job's container (worker shutdown)."""

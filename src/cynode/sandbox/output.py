@@ -75,6 +75,11 @@ class OutputCapture:
         """True once more than ``limit`` bytes arrived; further input changes nothing."""
         return self._overflowed
 
+    @property
+    def kept(self) -> bytes:
+        """The raw bytes kept so far (at most ``limit``), before any replacement."""
+        return bytes(self._kept)
+
     def feed(self, chunk: bytes) -> None:
         room = self._limit - len(self._kept)
         if len(chunk) > room:

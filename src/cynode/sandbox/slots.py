@@ -64,6 +64,18 @@ class RunningJob:
             self._finished = True
             return self.stop_reason
 
+    @property
+    def container_id(self) -> str | None:
+        """The job's container once created (a live output read looks there)."""
+        with self._lock:
+            return self._container_id
+
+    @property
+    def finished(self) -> bool:
+        """True once its container stopped: what it wrote is final and goes out with its result."""
+        with self._lock:
+            return self._finished
+
     def attach(self, container_id: str) -> bool:
         """Record the container; False if the job was stopped before it existed."""
         with self._lock:

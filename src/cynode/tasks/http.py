@@ -1,6 +1,9 @@
 """User API routes for tasks: ``/v1/tasks`` and its sub-resources (create, list, get, result, logs, cancel).
 
-Get and result long-poll with ``?wait=N``; logs stream with ``?follow=1`` (:mod:`cynode.tasks.waiting`).
+Get and result long-poll with ``?wait=N``; logs stream with ``?follow=1`` (:mod:`cynode.tasks.waiting`),
+with a running job's output read live from its node (``live``, :mod:`cynode.tasks.live_output`).
+The control plane serves ``GET /v1/orchestrator/tasks/{id}/output``, that output relayed to a gateway
+running apart (:func:`task_output_relay_routes`).
 
 Handlers only translate: they decode the body with the shared codec, read query parameters,
 call :class:`TaskService` for the authenticated caller and encode its answer.
@@ -8,6 +11,7 @@ call :class:`TaskService` for the authenticated caller and encode its answer.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 from http import HTTPStatus
 from typing import Any
@@ -19,18 +23,39 @@ from litestar.response import Stream
 from litestar.types import ControllerRouterHandler
 
 from cynode.context import OrchestratorContext
+from cynode.contracts.job_output import TaskOutputResponse
 from cynode.contracts.tasks import CreateTaskRequest
+from cynode.http.output_query import byte_offset, output_stream
 from cynode.http.paging import refuse_offset
 from cynode.http.payloads import json_response, read_json
+from cynode.http.problems import ProblemError
 from cynode.identity.guard import CURRENT_USER, CurrentUser, current_user_provider
+from cynode.tasks.live_output import CONTROL_PLANE_TASKS_PATH, LiveOutput, Run
 from cynode.tasks.service import TaskService, parse_limit, parse_status, parse_stream
 from cynode.tasks.waiting import FOLLOW_MEDIA_TYPE, follow_logs, parse_follow, parse_wait, wait_for_terminal
 
 
-def tasks_routes(ctx: OrchestratorContext) -> Sequence[ControllerRouterHandler]:
-    service = TaskService(
+def _task_service(ctx: OrchestratorContext) -> TaskService:
+    return TaskService(
         ctx.pool, ctx.settings.dispatch.sandbox_image, max_active_tasks=ctx.settings.dispatch.max_active_tasks_per_user
     )
+
+
+def _run(job_id: str | None, attempt: str | None) -> Run | None:
+    """The run a relay caller has been following (both parameters or neither); a 400 problem otherwise."""
+    if job_id is None and attempt is None:
+        return None
+    try:
+        run = Run(uuid.UUID(job_id or ""), int(attempt or ""))
+    except ValueError:
+        run = None
+    if run is None or run.attempt < 1:
+        raise ProblemError(HTTPStatus.BAD_REQUEST, "job_id (a UUID) and attempt (from 1) go together")
+    return run
+
+
+def tasks_routes(ctx: OrchestratorContext, live: LiveOutput) -> Sequence[ControllerRouterHandler]:
+    service = _task_service(ctx)
     signed_in = {CURRENT_USER: current_user_provider(ctx)}
 
     @post("/v1/tasks", dependencies=signed_in)
@@ -77,7 +102,8 @@ def tasks_routes(ctx: OrchestratorContext) -> Sequence[ControllerRouterHandler]:
         stream = parse_stream(request.query_params.get("stream"))
         if parse_follow(request.query_params.get("follow")):
             await service.get(current_user, task_ref)  # a 404 before the stream starts, not inside it
-            return Stream(follow_logs(service, current_user, task_ref, stream), media_type=FOLLOW_MEDIA_TYPE)
+            reader = live.reader(request.headers.get("authorization", ""))
+            return Stream(follow_logs(service, reader, current_user, task_ref, stream), media_type=FOLLOW_MEDIA_TYPE)
         return json_response(await service.logs(current_user, task_ref, stream))
 
     @post("/v1/tasks/{task_ref:str}/cancel", dependencies=signed_in, status_code=HTTPStatus.OK)
@@ -85,3 +111,35 @@ def tasks_routes(ctx: OrchestratorContext) -> Sequence[ControllerRouterHandler]:
         return json_response(await service.cancel(current_user, task_ref))
 
     return [create_task, list_tasks, get_task, task_result, task_logs, cancel_task]
+
+
+def task_output_relay_routes(ctx: OrchestratorContext, live: LiveOutput) -> Sequence[ControllerRouterHandler]:
+    """The control plane's relay of a running job's output to a gateway running apart (see
+    :mod:`cynode.tasks.live_output`); the caller's token decides whose tasks it can see."""
+    service = _task_service(ctx)
+
+    @get(
+        f"{CONTROL_PLANE_TASKS_PATH}/{{task_ref:str}}/output",
+        dependencies={CURRENT_USER: current_user_provider(ctx)},
+    )
+    async def relay_task_output(
+        request: Request[Any, Any, Any], current_user: NamedDependency[CurrentUser], task_ref: FromPath[str]
+    ) -> Response[bytes]:
+        query = request.query_params
+        stream, after = output_stream(query.get("stream")), byte_offset(query.get("after"))
+        run = _run(query.get("job_id"), query.get("attempt"))
+        task = await service.get(current_user, task_ref)
+        async with live.node_reader() as reader:
+            chunk = await reader.read(task.id, stream, run, after)
+        if chunk is None:
+            return Response(b"", status_code=HTTPStatus.NO_CONTENT)
+        relayed = TaskOutputResponse(
+            version=1,
+            task_id=str(task.id),
+            job_id=str(chunk.run.job_id),
+            attempt=chunk.run.attempt,
+            output=chunk.output,
+        )
+        return json_response(relayed)
+
+    return [relay_task_output]

@@ -262,3 +262,44 @@ async def cancel_task(conn: Connection, task_id: uuid.UUID) -> bool:
         (task_id,),
     )
     return True
+
+
+@dataclass(frozen=True)
+class RunningJobNode:
+    """Where a task's job runs now, with what it takes to reach that node's Worker API."""
+
+    job_id: uuid.UUID
+    attempt: int
+    node_id: uuid.UUID
+    node_slug: str
+    worker_api_target_url: str
+    bearer_token_ciphertext: bytes
+    capability_snapshot: dict[str, Any] | None
+
+
+async def running_job_node(conn: Connection, task_id: uuid.UUID) -> RunningJobNode | None:
+    """The task's job whose run was sent to a node and has not ended, and that node; None if none.
+
+    ``task_id`` must come from a read already scoped to the caller (e.g. ``find_task``).
+    """
+    cursor = await conn.execute(
+        """
+        SELECT j.id AS job_id, j.attempt, n.id AS node_id, n.node_slug, n.worker_api_target_url,
+               n.worker_api_bearer_token_ciphertext AS bearer_token_ciphertext, latest.capability_snapshot
+        FROM jobs j
+        JOIN nodes n ON n.id = j.node_id
+        LEFT JOIN LATERAL (
+            SELECT capability_snapshot FROM node_capabilities c
+            WHERE c.node_id = n.id ORDER BY c.created_at DESC, c.id DESC LIMIT 1
+        ) latest ON true
+        WHERE j.task_id = %s AND j.status = 'running' AND j.run_sent_at IS NOT NULL
+          AND n.worker_api_target_url <> '' AND n.worker_api_bearer_token_ciphertext IS NOT NULL
+        ORDER BY j.created_at DESC, j.id DESC
+        LIMIT 1
+        """,
+        (task_id,),
+    )
+    row = await cursor.fetchone()
+    if row is None:
+        return None
+    return RunningJobNode(**{**row, "bearer_token_ciphertext": bytes(row["bearer_token_ciphertext"])})

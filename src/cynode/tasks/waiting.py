@@ -6,9 +6,10 @@ rather than LISTEN keeps no connection per waiter and works across gateway proce
 interval bounds how late an answer can be (well within 0.5 s of the task ending).
 
 ``follow=1`` streams NDJSON events: ``{"event": "status", "status": ...}`` whenever the status
-changes, then the output (``stdout`` and ``stderr`` events, each with ``data``) once the task is
-terminal, and ``{"event": "end", "status": ...}`` last. A job's output arrives as one piece
-because the Worker API returns it when the job ends.
+changes, ``stdout`` and ``stderr`` events (each with ``data``) as the running job writes them (read
+from its node each poll, :mod:`cynode.tasks.live_output`), then whatever of its output the follower
+has not seen yet once the task is terminal, and ``{"event": "end", "status": ...}`` last. Output of
+a task that already finished arrives whole, after its status.
 """
 
 from __future__ import annotations
@@ -21,9 +22,11 @@ from typing import Final, TypeVar
 
 import msgspec
 
+from cynode.contracts.job_output import OUTPUT_STREAMS
 from cynode.contracts.tasks import TERMINAL_TASK_STATUSES, LogStream, TaskStatus
 from cynode.http.problems import ProblemError
 from cynode.identity.guard import CurrentUser
+from cynode.tasks.live_output import FollowedOutput, OutputReader
 from cynode.tasks.service import TaskService
 
 POLL_SECONDS: Final = 0.2
@@ -74,24 +77,30 @@ def _event(**fields: str) -> bytes:
 
 
 async def follow_logs(
-    service: TaskService, user: CurrentUser, reference: str, stream: LogStream
+    service: TaskService, reader: OutputReader, user: CurrentUser, reference: str, stream: LogStream
 ) -> AsyncIterator[bytes]:
     """The NDJSON event stream of ``/logs?follow=1``; the task's existence is checked by the caller."""
     last: TaskStatus | None = None
     deadline = time.monotonic() + MAX_FOLLOW_SECONDS
-    while True:
-        task = await service.get(user, reference)
-        if task.status != last:
-            last = task.status
-            yield _event(event="status", status=task.status)
-        if task.status in TERMINAL_TASK_STATUSES:
-            break
-        if time.monotonic() >= deadline:
-            yield _event(event="end", status=task.status)
-            return
-        await asyncio.sleep(POLL_SECONDS)
+    followed = FollowedOutput(tuple(name for name in OUTPUT_STREAMS if stream in ("all", name)))
+    async with reader:
+        while True:
+            task = await service.get(user, reference)
+            if task.status != last:
+                last = task.status
+                yield _event(event="status", status=task.status)
+            if task.status in TERMINAL_TASK_STATUSES:
+                break
+            if time.monotonic() >= deadline:
+                yield _event(event="end", status=task.status)
+                return
+            if task.status == "running":
+                for name, data in await followed.fresh(reader, task.id):
+                    yield _event(event=name, data=data)
+            await asyncio.sleep(POLL_SECONDS)
     logs = await service.logs(user, reference, stream)
     for name, text in (("stdout", logs.stdout), ("stderr", logs.stderr)):
-        if text:
-            yield _event(event=name, data=text)
+        rest = followed.rest(name, text)
+        if rest:
+            yield _event(event=name, data=rest)
     yield _event(event="end", status=last)

@@ -30,6 +30,7 @@ from cynode.identity.audit import ClientInfo
 from cynode.identity.guard import Authenticator
 from cynode.identity.http import client_reader
 from cynode.identity.service import IdentityService
+from cynode.tasks.live_output import LiveOutput
 from cynode.tasks.service import TaskService
 from cynode.web.headers import console_headers
 from cynode.web.render import Pages, asset_routes, load_assets
@@ -91,6 +92,7 @@ class Console:
     tasks: TaskService
     admin_service: AdminService
     chat: ChatApi
+    live_output: LiveOutput
 
     def client(self, request: Request[Any, Any, Any]) -> ClientInfo:
         return client_reader(self.context)(request)
@@ -139,6 +141,7 @@ def console_router(
     ctx: OrchestratorContext,
     readiness: Readiness,
     chat: ChatApi,
+    live_output: LiveOutput,
     page_modules: Sequence[Callable[[Console], Sequence[ControllerRouterHandler]]],
 ) -> Router:
     """The console at ``/``: the routes of ``page_modules`` plus static assets, under the console's headers."""
@@ -155,6 +158,7 @@ def console_router(
         tasks=TaskService(ctx.pool, ctx.settings.dispatch.sandbox_image),
         admin_service=AdminService(ctx),
         chat=chat,
+        live_output=live_output,
     )
     handlers = [handler for module in page_modules for handler in module(console)]
     return Router(

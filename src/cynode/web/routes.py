@@ -7,6 +7,7 @@ from litestar import Router
 from cynode.chat.http import ChatApi
 from cynode.context import OrchestratorContext
 from cynode.http.app import Readiness
+from cynode.tasks.live_output import LiveOutput
 from cynode.web import (
     admin_pages,
     auth_pages,
@@ -31,6 +32,6 @@ PAGE_MODULES = (
 )
 
 
-def web_routes(ctx: OrchestratorContext, readiness: Readiness, chat: ChatApi) -> Router:
+def web_routes(ctx: OrchestratorContext, readiness: Readiness, chat: ChatApi, live_output: LiveOutput) -> Router:
     """The console's router for the gateway app."""
-    return console_router(ctx, readiness, chat, PAGE_MODULES)
+    return console_router(ctx, readiness, chat, live_output, PAGE_MODULES)

@@ -2,7 +2,8 @@
 
 Everything goes through :class:`TaskService` for the signed-in user, so another user's task is not
 found here either. The detail page shows output as text; while the task is not finished, the
-console script polls ``/tasks/{ref}/live`` and replaces the status and log text in place.
+console script polls ``/tasks/{ref}/live`` and replaces the status and log text in place. While
+the job runs, that feed carries its output so far, read from its node (``cynode.tasks.live_output``).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from litestar.params import FromPath
 from litestar.types import ControllerRouterHandler
 
 from cynode.contracts.codec import PayloadError, convert
+from cynode.contracts.job_output import OUTPUT_STREAMS
 from cynode.contracts.tasks import TERMINAL_TASK_STATUSES, CreateTaskRequest, InputMode, TaskStatus
 from cynode.contracts.web import LiveTaskResponse
 from cynode.http.payloads import json_response
@@ -103,12 +105,19 @@ def routes(console: Console) -> Sequence[ControllerRouterHandler]:
         viewer = await console.viewer(request)
         logs = await tasks.logs(viewer.user, task_ref, "all")
         task = await tasks.get(viewer.user, task_ref)
+        output = {"stdout": logs.stdout, "stderr": logs.stderr}
+        if task.status == "running":
+            async with console.live_output.reader(f"Bearer {viewer.access_token}") as reader:
+                for stream in OUTPUT_STREAMS:
+                    so_far = await reader.read(task.id, stream, None, 0)
+                    if so_far is not None:
+                        output[stream] = so_far.output.data
         return json_response(
             LiveTaskResponse(
                 status=task.status,
                 finished=task.status in TERMINAL_TASK_STATUSES,
-                stdout=logs.stdout,
-                stderr=logs.stderr,
+                stdout=output["stdout"],
+                stderr=output["stderr"],
             )
         )
 

@@ -1,4 +1,6 @@
-"""Worker API routes (port 12090): ``POST /v1/worker/jobs:run`` and ``POST /v1/worker/jobs/{id}:cancel``.
+"""Worker API routes (port 12090): ``POST /v1/worker/jobs:run``, ``POST /v1/worker/jobs/{id}:cancel``
+and ``GET /v1/worker/jobs/{id}/output?stream=stdout|stderr&after=<byte offset>`` (a running job's
+output so far).
 
 The chat route ``POST /v1/worker/inference/chat/completions`` lives in ``cynode.worker.inference_route``.
 
@@ -13,13 +15,14 @@ from collections.abc import Sequence
 from http import HTTPStatus
 from typing import Any
 
-from litestar import Litestar, Request, Response, post
+from litestar import Litestar, Request, Response, get, post
 from litestar.background_tasks import BackgroundTask
 from litestar.params import FromPath
 from litestar.types import ControllerRouterHandler
 
 from cynode.contracts.worker import CancelJobResponse, RunJobRequest
 from cynode.http.app import build_app
+from cynode.http.output_query import byte_offset, output_stream
 from cynode.http.payloads import json_response, read_json
 from cynode.http.problems import ProblemError
 from cynode.worker.inference_route import inference_routes
@@ -47,7 +50,15 @@ def worker_routes(service: WorkerService) -> Sequence[ControllerRouterHandler]:
         canceled = service.cancel_job(job_id)
         return json_response(CancelJobResponse(version=1, job_id=job_id, canceled=canceled))
 
-    return [run_job, cancel_job]
+    @get("/v1/worker/jobs/{job_id:str}/output")
+    async def job_output(request: Request[Any, Any, Any], job_id: FromPath[str]) -> Response[bytes]:
+        """The running job's output so far on one stream, from byte ``after`` on (see JobOutputResponse)."""
+        service.authenticate(request.headers.get("authorization"))
+        query = request.query_params
+        stream, after = output_stream(query.get("stream")), byte_offset(query.get("after"))
+        return json_response(await service.job_output(job_id, stream, after))
+
+    return [run_job, cancel_job, job_output]
 
 
 def create_worker_app(service: WorkerService) -> Litestar:

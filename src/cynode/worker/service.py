@@ -28,6 +28,7 @@ from anyio.from_thread import run as run_in_loop
 from anyio.to_thread import run_sync
 from podman.errors import APIError
 
+from cynode.contracts.job_output import JobOutputResponse, OutputStream
 from cynode.contracts.problem import TYPE_UNAVAILABLE
 from cynode.contracts.worker import OutputReplacement, OutputTruncation, RunJobRequest, RunJobResponse
 from cynode.http.problems import ProblemError
@@ -45,6 +46,7 @@ from cynode.sandbox import (
     SandboxSettings,
 )
 from cynode.sandbox.images import ImageSource
+from cynode.sandbox.output import storable_text, utf8_boundary
 from cynode.sandbox.profile import INFERENCE_SOCKET_PATH
 
 log = logging.getLogger(__name__)
@@ -56,6 +58,17 @@ NOT_CONFIGURED = "worker config not applied (the node manager has not configured
 _PROBE_FRESH_SECONDS = 60.0
 _PROBE_RETRY_SECONDS = 5.0
 _STOP_GRACE_SECONDS = 30.0
+
+
+def fresh_text(written: bytes, after: int) -> tuple[str, int, bool]:
+    """``written[after:]`` as storable text, the offset it ends at, and whether bytes were replaced.
+
+    A character the job has only half written yet is held back until the rest of it arrives.
+    """
+    fresh = written[after:]
+    end = utf8_boundary(fresh, len(fresh))
+    text, replaced = storable_text(fresh[:end])
+    return text, after + end, replaced
 
 
 @dataclass(frozen=True)
@@ -315,6 +328,32 @@ class WorkerService:
             truncated=OutputTruncation(stdout=outcome.stdout.truncated, stderr=outcome.stderr.truncated),
             replaced=OutputReplacement(stdout=outcome.stdout.replaced, stderr=outcome.stderr.replaced),
             reason=outcome.reason,
+        )
+
+    async def job_output(self, job_id: str, stream: OutputStream, after: int) -> JobOutputResponse:
+        """What the running job wrote to ``stream`` from byte ``after`` on; 404 unless it runs here
+        now, 400 for an offset past the output limit or past what it wrote so far."""
+        limit = self.settings.max_output_bytes
+        if not 0 <= after <= limit:
+            raise ProblemError(HTTPStatus.BAD_REQUEST, f"after must be a byte offset from 0 to {limit}")
+        capture = await run_sync(self._executor.output_so_far, job_id, stream)
+        if capture is None:
+            raise ProblemError(HTTPStatus.NOT_FOUND, f"job {job_id} is not running on this node")
+        written = capture.kept
+        if after > len(written):
+            raise ProblemError(
+                HTTPStatus.BAD_REQUEST, f"after ({after}) is past the {len(written)} bytes of {stream} written so far"
+            )
+        text, end, replaced = fresh_text(written, after)
+        return JobOutputResponse(
+            version=1,
+            job_id=job_id,
+            stream=stream,
+            after=after,
+            next_offset=end,
+            data=text,
+            truncated=capture.full,
+            replaced=replaced,
         )
 
     def cancel_job(self, job_id: str) -> bool:
