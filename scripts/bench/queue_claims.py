@@ -88,18 +88,18 @@ async def seed(pool: Pool, jobs: int) -> None:
         )
 
 
-async def claimer(pool: Pool, nodes: NodesSource, owner: str) -> int:
+async def claimer(pool: Pool, nodes_source: NodesSource, owner: str) -> int:
     claimed = 0
+    async with pool.connection() as conn:
+        nodes = await nodes_source(conn)
     while True:
         async with pool.connection() as conn:
-            async with conn.transaction():
-                job = await claims.claim_next(conn, await nodes(conn), owner=owner, lease_seconds=60)
+            job = await claims.claim_next(conn, nodes, owner=owner, lease_seconds=60)
             if job is None:
                 return claimed
-            async with conn.transaction():
-                await claims.finish_attempt(
-                    conn, job.job_id, job.attempt, status="completed", result={"version": 1}, reason=None
-                )
+            await claims.finish_attempt(
+                conn, job.job_id, job.attempt, status="completed", result={"version": 1}, reason=None
+            )
         claimed += 1
 
 

@@ -166,9 +166,12 @@ class Dispatcher:
                     await self._wake.wait()
 
     async def _claim_all(self) -> None:
+        # The nodes are read once per pass: a pass ends as soon as no slot is free, and the claim
+        # itself re-checks holds and free slots against the database.
+        async with self._pool.connection() as conn:
+            nodes = await self._nodes(conn)
         while True:
-            async with self._pool.connection() as conn, conn.transaction():
-                nodes = await self._nodes(conn)
+            async with self._pool.connection() as conn:
                 job = await claims.claim_next(conn, nodes, owner=self.owner, lease_seconds=self._settings.lease_seconds)
             if job is None:
                 return
@@ -293,7 +296,7 @@ class Dispatcher:
         status: claims.EndStatus = "completed" if response.status == "completed" else "failed"
         reason = None if status == "completed" else response_reason(response)
         try:
-            async with self._pool.connection() as conn, conn.transaction():
+            async with self._pool.connection() as conn:
                 stored = await claims.finish_attempt(
                     conn, job.job_id, job.attempt, status=status, result=storable(response), reason=reason
                 )
@@ -304,7 +307,7 @@ class Dispatcher:
         self._log_end(job, status if stored else "discarded", exit_code=response.exit_code, reason=reason)
 
     async def _fail(self, job: ClaimedJob, message: str, reason: EndReason) -> None:
-        async with self._pool.connection() as conn, conn.transaction():
+        async with self._pool.connection() as conn:
             stored = await claims.finish_attempt(
                 conn,
                 job.job_id,
@@ -319,12 +322,12 @@ class Dispatcher:
     async def _give_back(self, job: ClaimedJob, message: str) -> None:
         """The job never started: hold its node and queue the job again at once for another one."""
         await self._hold(job.node, message)
-        async with self._pool.connection() as conn, conn.transaction():
+        async with self._pool.connection() as conn:
             requeued = await claims.requeue(conn, job.job_id, job.attempt, message)
         self._log_end(job, "queued" if requeued else "discarded", error=message)
 
     async def _retry_later(self, job: ClaimedJob, message: str) -> None:
-        async with self._pool.connection() as conn, conn.transaction():
+        async with self._pool.connection() as conn:
             outcome = await claims.requeue_or_fail(conn, job.job_id, job.attempt, message, "worker_refused")
         self._log_end(job, outcome or "discarded", error=message)
 
