@@ -23,6 +23,10 @@ CREATE TRIGGER jobs_owner
 -- and each user's running jobs (fair share serves the user with the fewest first).
 CREATE INDEX jobs_queued_owner_idx ON jobs (owner_id, created_at, id) WHERE status = 'queued';
 CREATE INDEX jobs_running_owner_idx ON jobs (owner_id) WHERE status = 'running';
+-- Superseded (by the index above and by node_running_jobs below); every claim would still pay to
+-- keep them up to date.
+DROP INDEX jobs_queued_idx;
+DROP INDEX jobs_running_node_idx;
 
 -- How many jobs run on each node (its used sandbox slots). A claim locks only the row of the node
 -- it fills, and the row lock makes "is a slot free? take it" safe without a global lock. Triggers

@@ -320,9 +320,12 @@ class Dispatcher:
         self._log_end(job, "failed" if stored else "discarded", error=message, reason=reason)
 
     async def _give_back(self, job: ClaimedJob, message: str) -> None:
-        """The job never started: hold its node and queue the job again at once for another one."""
-        await self._hold(job.node, message)
-        async with self._pool.connection() as conn:
+        """The job never started: hold its node and queue the job again at once for another one.
+
+        Both in one transaction, so nobody sees the job queued again while its node is not yet held.
+        """
+        async with self._pool.connection() as conn, conn.transaction():
+            await holds.hold_node(conn, job.node.node_id, message)
             requeued = await claims.requeue(conn, job.job_id, job.attempt, message)
         self._log_end(job, "queued" if requeued else "discarded", error=message)
 
