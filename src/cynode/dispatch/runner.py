@@ -4,11 +4,11 @@ One :class:`Dispatcher` per orchestrator process; any number of them may share a
 sleeps on ``LISTEN cynode_dispatch`` (sent by triggers when a job is queued or requeued, a node
 slot frees up, or a node's config is applied) with a slow safety poll, and on every wake:
 
-1. reaps expired leases: an attempt whose call was never sent goes back to the queue; one that was
+1. claims queued jobs, interleaving users, for nodes with free sandbox slots that are not held
+   (``holds``) until none is left, starting one Worker API call per claim without waiting for it,
+2. reaps expired leases: an attempt whose call was never sent goes back to the queue; one that was
    sent may have run, so it is stopped on its node (in the background, with short deadlines) and
    failed with ``lease_expired`` or ``node_lost``, never re-run,
-2. claims queued jobs, interleaving users, for nodes with free sandbox slots that are not held
-   (``holds``) until none is left, starting one Worker API call per claim without waiting for it,
 3. goes back to sleep.
 
 Re-running is a decision: an attempt the node turned away before running it (connection refused,
@@ -152,8 +152,10 @@ class Dispatcher:
         while True:
             self._wake.clear()
             try:
-                await self._reap()
+                # Claims first: a new job must not wait for the lease check; a lease reaped after
+                # it frees its slot or requeues its job, and either wakes this loop again.
                 await self._claim_all()
+                await self._reap()
             except psycopg.Error as exc:
                 log.warning("dispatch_pass_failed", extra={"error": str(exc)})
             except Exception:
