@@ -48,7 +48,8 @@ def dispatch_error_result(message: str, reason: EndReason) -> dict[str, Any]:
 # scan), so a claim reads one index entry per user with queued work, however long the queues are.
 # ``heads`` orders those users by how many jobs they have running, then by their oldest queued
 # job: one user's long queue never starves another user's job. ``job`` locks the first queued job
-# of the first user in that order that no other claimer holds; ``node`` locks the counter row of
+# of the first user in that order (a materialized CTE is read back in the order it was written, and
+# the lateral lock runs only until one row is found) that no other claimer holds; ``node`` locks the counter row of
 # the least loaded node that can take it, and the lock re-checks the slot is still free against
 # the newest count, so two claimers never fill the same last slot. The counter rises by trigger.
 _CLAIM = sql.SQL("""
