@@ -5,26 +5,25 @@ fencing token: every later write about that attempt (result, lease renewal, requ
 its WHERE clause together with ``status = 'running'``, so a stale attempt, a canceled job or a
 requeued one can never be overwritten. Each function reports whether its change won.
 
-Row locks are always taken job first, then task (the task API's cancel does the same), so racing
-transactions wait rather than deadlock.
+Every write here is one statement, so none needs a transaction of its own. Row locks are taken job
+first, then task (the task API's cancel does the same), so racing transactions wait rather than
+deadlock; a node's running-jobs counter (``node_running_jobs``) is only ever locked while holding a
+job, and a task is never held by two statements about different jobs.
 """
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from typing import Any, Final, Literal
+from typing import Any, Literal, LiteralString
 
+from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from cynode.contracts.reasons import EndReason
-from cynode.dispatch.holds import held_node_ids
+from cynode.dispatch.holds import HELD_NODE_IDS
 from cynode.nodes.dispatchable import DispatchableNode
 from cynode.tasks.repository import Connection
-
-# Serializes the "count a node's running jobs, then add one" step across dispatcher processes, so
-# two of them can never fill the same last sandbox slot. Arbitrary constant all processes share.
-CLAIM_LOCK_ID: Final = 0x6379_6E6F_6465_0004
 
 EndStatus = Literal["completed", "failed"]
 
@@ -44,134 +43,128 @@ def dispatch_error_result(message: str, reason: EndReason) -> dict[str, Any]:
     return {"version": 1, "status": "failed", "exit_code": -1, "error": message, "reason": reason}
 
 
-async def _running_per_node(conn: Connection, nodes: list[DispatchableNode]) -> dict[uuid.UUID, int]:
-    cursor = await conn.execute(
-        "SELECT node_id, count(*) AS running FROM jobs WHERE status = 'running' AND node_id = ANY(%s) GROUP BY node_id",
-        ([node.node_id for node in nodes],),
+# Fair share in one statement. ``candidate_nodes``: the given nodes with a free sandbox slot that
+# are not held. ``owners`` walks jobs_queued_owner_idx from one user to the next (a loose index
+# scan), so a claim reads one index entry per user with queued work, however long the queues are.
+# ``heads`` orders those users by how many jobs they have running, then by their oldest queued
+# job: one user's long queue never starves another user's job. ``job`` locks the first queued job
+# of the first user in that order (a materialized CTE is read back in the order it was written, and
+# the lateral lock runs only until one row is found) that no other claimer holds; ``node`` locks the counter row of
+# the least loaded node that can take it, and the lock re-checks the slot is still free against
+# the newest count, so two claimers never fill the same last slot. The counter rises by trigger.
+_CLAIM = sql.SQL("""
+WITH RECURSIVE candidate_nodes AS (
+    SELECT offered.node_id, offered.slots, offered.inference, offered.position
+    FROM unnest(%(node_ids)s::uuid[], %(slots)s::int[], %(inference)s::bool[])
+        WITH ORDINALITY AS offered (node_id, slots, inference, position)
+    JOIN node_running_jobs used ON used.node_id = offered.node_id
+    WHERE used.running < offered.slots AND offered.node_id NOT IN ({held})
+), inference AS (
+    SELECT EXISTS (SELECT 1 FROM candidate_nodes WHERE inference) AS available
+), owners AS (
+    (SELECT owner_id FROM jobs WHERE status = 'queued' ORDER BY owner_id LIMIT 1)
+    UNION ALL
+    SELECT (
+        SELECT j.owner_id FROM jobs j WHERE j.status = 'queued' AND j.owner_id > owners.owner_id
+        ORDER BY j.owner_id LIMIT 1
     )
-    return {row["node_id"]: row["running"] for row in await cursor.fetchall()}
-
-
-def _choose_node(
-    nodes: list[DispatchableNode], running: dict[uuid.UUID, int], *, needs_inference: bool
-) -> DispatchableNode | None:
-    """The least loaded node with a free sandbox slot (and running inference when needed)."""
-    candidates = [
-        node
-        for node in nodes
-        if running.get(node.node_id, 0) < node.sandbox_max_concurrency
-        and (node.inference_running or not needs_inference)
-    ]
-    if not candidates:
-        return None
-    return min(
-        candidates, key=lambda node: (running.get(node.node_id, 0) / node.sandbox_max_concurrency, node.node_slug)
-    )
-
-
-async def _next_fair_job(conn: Connection, *, inference_available: bool) -> dict[str, Any] | None:
-    """Lock the oldest queued job of the user with the fewest running jobs (then the oldest head).
-
-    Interleaving users this way means one user's long queue never starves another user's job.
-    """
-    cursor = await conn.execute(
-        """
-        WITH heads AS (
-            SELECT DISTINCT ON (t.created_by) j.id, j.created_at, t.created_by
-            FROM jobs j JOIN tasks t ON t.id = j.task_id
-            WHERE j.status = 'queued' AND (NOT j.needs_inference OR %(inference)s)
-            ORDER BY t.created_by, j.created_at, j.id
-        ), running AS (
-            SELECT t.created_by, count(*) AS jobs
-            FROM jobs j JOIN tasks t ON t.id = j.task_id
-            WHERE j.status = 'running'
-            GROUP BY t.created_by
-        )
-        SELECT heads.id FROM heads LEFT JOIN running USING (created_by)
-        ORDER BY coalesce(running.jobs, 0), heads.created_at, heads.id
-        LIMIT 1
-        """,
-        {"inference": inference_available},
-    )
-    head = await cursor.fetchone()
-    if head is None:
-        return None
-    cursor = await conn.execute(
-        """
-        SELECT id, task_id, needs_inference, payload FROM jobs
-        WHERE id = %s AND status = 'queued'
+    FROM owners WHERE owners.owner_id IS NOT NULL
+), heads AS MATERIALIZED (
+    SELECT owners.owner_id
+    FROM owners CROSS JOIN inference
+    CROSS JOIN LATERAL (
+        SELECT j.created_at, j.id FROM jobs j
+        WHERE j.status = 'queued' AND j.owner_id = owners.owner_id AND (NOT j.needs_inference OR inference.available)
+        ORDER BY j.created_at, j.id LIMIT 1
+    ) head
+    CROSS JOIN LATERAL (
+        SELECT count(*) AS jobs FROM jobs r WHERE r.status = 'running' AND r.owner_id = owners.owner_id
+    ) running
+    WHERE EXISTS (SELECT 1 FROM candidate_nodes)
+    ORDER BY running.jobs, head.created_at, head.id
+), job AS (
+    SELECT next.id, next.needs_inference
+    FROM heads CROSS JOIN inference
+    CROSS JOIN LATERAL (
+        SELECT j.id, j.needs_inference FROM jobs j
+        WHERE j.status = 'queued' AND j.owner_id = heads.owner_id AND (NOT j.needs_inference OR inference.available)
+        ORDER BY j.created_at, j.id LIMIT 1
         FOR UPDATE SKIP LOCKED
-        """,
-        (head["id"],),
-    )
-    return await cursor.fetchone()
+    ) next
+    LIMIT 1
+), node AS (
+    SELECT used.node_id
+    FROM node_running_jobs used
+    JOIN candidate_nodes candidate ON candidate.node_id = used.node_id
+    CROSS JOIN job
+    WHERE used.running < candidate.slots AND (candidate.inference OR NOT job.needs_inference)
+    ORDER BY used.running::float8 / candidate.slots, candidate.position
+    LIMIT 1
+    FOR UPDATE OF used
+), claimed AS (
+    UPDATE jobs
+    SET status = 'running', attempt = attempt + 1, node_id = node.node_id,
+        lease_id = gen_random_uuid(), lease_owner = %(owner)s,
+        lease_expires_at = now() + make_interval(secs => %(lease)s),
+        started_at = now(), ended_at = NULL, result = NULL, error = NULL, reason = NULL,
+        run_sent_at = NULL, updated_at = now()
+    FROM job, node
+    WHERE jobs.id = job.id AND jobs.status = 'queued'
+    RETURNING jobs.id, jobs.task_id, jobs.attempt, jobs.lease_id, jobs.node_id, jobs.payload
+), task AS (
+    UPDATE tasks SET status = 'running', updated_at = now()
+    FROM claimed WHERE tasks.id = claimed.task_id AND tasks.status = 'queued'
+)
+SELECT id, task_id, attempt, lease_id, node_id, payload FROM claimed
+""").format(held=HELD_NODE_IDS)
 
 
 async def claim_next(
     conn: Connection, nodes: list[DispatchableNode], *, owner: str, lease_seconds: float
 ) -> ClaimedJob | None:
-    """Claim the next queued job (see ``_next_fair_job``) for a node that can take it now and is not
-    held (``holds``); None when there is none.
+    """Claim the next queued job, interleaving users (see ``_CLAIM``), for the least loaded of
+    ``nodes`` that has a free sandbox slot and is not held (``holds``); None when there is none.
 
-    Must run inside a transaction. Jobs that need inference are skipped while no node with a free
-    slot runs inference; they stay queued.
+    One statement, so it needs no transaction of its own. Jobs that need inference are skipped
+    while no such node runs inference; they stay queued.
     """
-    if not nodes:
-        return None
-    await conn.execute("SELECT pg_advisory_xact_lock(%s)", (CLAIM_LOCK_ID,))
-    running = await _running_per_node(conn, nodes)
-    plain_node = _choose_node(nodes, running, needs_inference=False)
-    if plain_node is None:
-        return None
-    inference_node = _choose_node(nodes, running, needs_inference=True)
-    job = await _next_fair_job(conn, inference_available=inference_node is not None)
-    if job is None:
-        return None
-    # Read after the job: a node held just before this job was given back is seen as held.
-    held = await held_node_ids(conn)
-    available = [node for node in nodes if node.node_id not in held]
-    node = _choose_node(available, running, needs_inference=job["needs_inference"])
-    if node is None:
+    offered = {node.node_id: node for node in nodes if node.sandbox_max_concurrency > 0}
+    if not offered:
         return None
     cursor = await conn.execute(
-        """
-        UPDATE jobs
-        SET status = 'running', attempt = attempt + 1, node_id = %(node)s,
-            lease_id = gen_random_uuid(), lease_owner = %(owner)s,
-            lease_expires_at = now() + make_interval(secs => %(lease)s),
-            started_at = now(), ended_at = NULL, result = NULL, error = NULL, reason = NULL,
-            run_sent_at = NULL, updated_at = now()
-        WHERE id = %(id)s AND status = 'queued'
-        RETURNING attempt, lease_id
-        """,
-        {"node": node.node_id, "owner": owner, "lease": lease_seconds, "id": job["id"]},
+        _CLAIM,
+        {
+            "node_ids": list(offered),
+            "slots": [node.sandbox_max_concurrency for node in offered.values()],
+            "inference": [node.inference_running for node in offered.values()],
+            "owner": owner,
+            "lease": lease_seconds,
+        },
     )
     claimed = await cursor.fetchone()
     if claimed is None:
         return None
-    await conn.execute(
-        "UPDATE tasks SET status = 'running', updated_at = now() WHERE id = %s AND status = 'queued'",
-        (job["task_id"],),
-    )
     return ClaimedJob(
-        job_id=job["id"],
-        task_id=job["task_id"],
+        job_id=claimed["id"],
+        task_id=claimed["task_id"],
         attempt=claimed["attempt"],
         lease_id=claimed["lease_id"],
-        node=node,
-        payload=job["payload"],
+        node=offered[claimed["node_id"]],
+        payload=claimed["payload"],
     )
 
 
-async def _follow_with_task(conn: Connection, task_id: uuid.UUID, job_status: str, reason: str | None) -> None:
-    """Give the task the status (and reason) its (only) job just took; a terminal task never changes."""
-    await conn.execute(
-        """
-        UPDATE tasks SET status = %s, reason = %s, updated_at = now()
-        WHERE id = %s AND status IN ('queued', 'running')
-        """,
-        (job_status, reason, task_id),
-    )
+def _followed_by_task(job_update: LiteralString) -> sql.Composed:
+    """``job_update`` (an ``UPDATE jobs ... RETURNING task_id, status, reason``) and, in the same
+    statement, the task taking the status and reason its (only) job just took; a terminal task
+    never changes. The statement returns the job's new status, no row when the update lost."""
+    return sql.SQL("""
+        WITH job AS ({job_update}), task AS (
+            UPDATE tasks SET status = job.status, reason = job.reason, updated_at = now()
+            FROM job WHERE tasks.id = job.task_id AND tasks.status IN ('queued', 'running')
+        )
+        SELECT status FROM job
+        """).format(job_update=sql.SQL(job_update))
 
 
 def _fence(job_id: uuid.UUID, attempt: int) -> dict[str, Any]:
@@ -195,6 +188,41 @@ async def mark_run_sent(conn: Connection, job: ClaimedJob) -> bool:
     return await cursor.fetchone() is not None
 
 
+_FINISH = _followed_by_task(
+    """
+    UPDATE jobs
+    SET status = %(status)s, result = %(result)s, error = %(error)s, reason = %(reason)s,
+        ended_at = now(), updated_at = now(), lease_id = NULL, lease_owner = NULL, lease_expires_at = NULL
+    WHERE id = %(id)s AND attempt = %(attempt)s AND status = 'running'
+    RETURNING task_id, status, reason
+    """
+)
+
+_REQUEUE = _followed_by_task(
+    """
+    UPDATE jobs
+    SET status = 'queued', max_attempts = max_attempts + 1, error = %(error)s, reason = NULL, updated_at = now(),
+        lease_id = NULL, lease_owner = NULL, lease_expires_at = NULL, run_sent_at = NULL
+    WHERE id = %(id)s AND attempt = %(attempt)s AND status = 'running'
+    RETURNING task_id, status, reason
+    """
+)
+
+_REQUEUE_OR_FAIL = _followed_by_task(
+    """
+    UPDATE jobs
+    SET status = CASE WHEN attempt < max_attempts THEN 'queued' ELSE 'failed' END,
+        result = CASE WHEN attempt < max_attempts THEN NULL ELSE %(result)s END,
+        ended_at = CASE WHEN attempt < max_attempts THEN NULL ELSE now() END,
+        reason = CASE WHEN attempt < max_attempts THEN NULL ELSE %(reason)s END,
+        error = %(error)s, updated_at = now(), run_sent_at = NULL,
+        lease_id = NULL, lease_owner = NULL, lease_expires_at = NULL
+    WHERE id = %(id)s AND attempt = %(attempt)s AND status = 'running'
+    RETURNING task_id, status, reason
+    """
+)
+
+
 async def finish_attempt(
     conn: Connection,
     job_id: uuid.UUID,
@@ -205,48 +233,22 @@ async def finish_attempt(
     reason: EndReason | None,
     error: str | None = None,
 ) -> bool:
-    """Record how ``attempt`` ended; False (and nothing written) when the attempt is no longer current.
-
-    Must run inside a transaction.
-    """
+    """Record how ``attempt`` ended; False (and nothing written) when the attempt is no longer current."""
     cursor = await conn.execute(
-        """
-        UPDATE jobs
-        SET status = %(status)s, result = %(result)s, error = %(error)s, reason = %(reason)s,
-            ended_at = now(), updated_at = now(), lease_id = NULL, lease_owner = NULL, lease_expires_at = NULL
-        WHERE id = %(id)s AND attempt = %(attempt)s AND status = 'running'
-        RETURNING task_id
-        """,
+        _FINISH,
         {**_fence(job_id, attempt), "status": status, "result": Jsonb(result), "error": error, "reason": reason},
     )
-    row = await cursor.fetchone()
-    if row is None:
-        return False
-    await _follow_with_task(conn, row["task_id"], status, reason)
-    return True
+    return await cursor.fetchone() is not None
 
 
 async def requeue(conn: Connection, job_id: uuid.UUID, attempt: int, error: str) -> bool:
     """Queue ``attempt``'s job again because the attempt never started; False when it is not current.
 
     An attempt that never reached a node does not use up the job's attempts: the job keeps its
-    place until a node takes it. Must run inside a transaction.
+    place until a node takes it.
     """
-    cursor = await conn.execute(
-        """
-        UPDATE jobs
-        SET status = 'queued', max_attempts = max_attempts + 1, error = %(error)s, updated_at = now(),
-            lease_id = NULL, lease_owner = NULL, lease_expires_at = NULL, run_sent_at = NULL
-        WHERE id = %(id)s AND attempt = %(attempt)s AND status = 'running'
-        RETURNING task_id
-        """,
-        {**_fence(job_id, attempt), "error": error},
-    )
-    row = await cursor.fetchone()
-    if row is None:
-        return False
-    await _follow_with_task(conn, row["task_id"], "queued", None)
-    return True
+    cursor = await conn.execute(_REQUEUE, {**_fence(job_id, attempt), "error": error})
+    return await cursor.fetchone() is not None
 
 
 async def requeue_or_fail(
@@ -255,20 +257,10 @@ async def requeue_or_fail(
     """Give up ``attempt``: queue the job again while attempts remain, else fail it with ``reason``.
 
     Returns the job's new status (``queued`` or ``failed``), or None when the attempt was no longer
-    current. Must run inside a transaction.
+    current.
     """
     cursor = await conn.execute(
-        """
-        UPDATE jobs
-        SET status = CASE WHEN attempt < max_attempts THEN 'queued' ELSE 'failed' END,
-            result = CASE WHEN attempt < max_attempts THEN NULL ELSE %(result)s END,
-            ended_at = CASE WHEN attempt < max_attempts THEN NULL ELSE now() END,
-            reason = CASE WHEN attempt < max_attempts THEN NULL ELSE %(reason)s END,
-            error = %(error)s, updated_at = now(), run_sent_at = NULL,
-            lease_id = NULL, lease_owner = NULL, lease_expires_at = NULL
-        WHERE id = %(id)s AND attempt = %(attempt)s AND status = 'running'
-        RETURNING task_id, status, reason
-        """,
+        _REQUEUE_OR_FAIL,
         {
             **_fence(job_id, attempt),
             "result": Jsonb(dispatch_error_result(error, reason)),
@@ -277,8 +269,4 @@ async def requeue_or_fail(
         },
     )
     row = await cursor.fetchone()
-    if row is None:
-        return None
-    status: str = row["status"]
-    await _follow_with_task(conn, row["task_id"], status, row["reason"])
-    return status
+    return None if row is None else str(row["status"])

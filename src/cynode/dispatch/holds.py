@@ -12,6 +12,9 @@ from __future__ import annotations
 import logging
 import uuid
 from http import HTTPStatus
+from typing import Final
+
+from psycopg import sql
 
 from cynode.context import OrchestratorContext
 from cynode.contracts.nodes import NodeHeartbeat
@@ -37,14 +40,16 @@ async def hold_node(conn: Connection, node_id: uuid.UUID, reason: str) -> None:
     log.warning("node_dispatch_held", extra={"node_id": str(node_id), "reason": reason})
 
 
+HELD_NODE_IDS: Final = sql.SQL("""
+SELECT h.node_id FROM node_dispatch_holds h JOIN nodes n ON n.id = h.node_id
+WHERE n.last_seen_at IS NULL OR n.last_seen_at <= h.since
+""")
+"""The query for the nodes held and not heard from since, for statements that need them inline."""
+
+
 async def held_node_ids(conn: Connection) -> set[uuid.UUID]:
     """Nodes held and not heard from since."""
-    cursor = await conn.execute(
-        """
-        SELECT h.node_id FROM node_dispatch_holds h JOIN nodes n ON n.id = h.node_id
-        WHERE n.last_seen_at IS NULL OR n.last_seen_at <= h.since
-        """
-    )
+    cursor = await conn.execute(HELD_NODE_IDS)
     return {row["node_id"] for row in await cursor.fetchall()}
 
 

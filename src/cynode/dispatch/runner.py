@@ -4,11 +4,11 @@ One :class:`Dispatcher` per orchestrator process; any number of them may share a
 sleeps on ``LISTEN cynode_dispatch`` (sent by triggers when a job is queued or requeued, a node
 slot frees up, or a node's config is applied) with a slow safety poll, and on every wake:
 
-1. reaps expired leases: an attempt whose call was never sent goes back to the queue; one that was
+1. claims queued jobs, interleaving users, for nodes with free sandbox slots that are not held
+   (``holds``) until none is left, starting one Worker API call per claim without waiting for it,
+2. reaps expired leases: an attempt whose call was never sent goes back to the queue; one that was
    sent may have run, so it is stopped on its node (in the background, with short deadlines) and
    failed with ``lease_expired`` or ``node_lost``, never re-run,
-2. claims queued jobs, interleaving users, for nodes with free sandbox slots that are not held
-   (``holds``) until none is left, starting one Worker API call per claim without waiting for it,
 3. goes back to sleep.
 
 Re-running is a decision: an attempt the node turned away before running it (connection refused,
@@ -151,8 +151,10 @@ class Dispatcher:
         while True:
             self._wake.clear()
             try:
-                await self._reap()
+                # Claims first: a new job must not wait for the lease check; a lease reaped after
+                # it frees its slot or requeues its job, and either wakes this loop again.
                 await self._claim_all()
+                await self._reap()
             except psycopg.Error as exc:
                 log.warning("dispatch_pass_failed", extra={"error": str(exc)})
             except Exception:
@@ -165,9 +167,12 @@ class Dispatcher:
                     await self._wake.wait()
 
     async def _claim_all(self) -> None:
+        # The nodes are read once per pass: a pass ends as soon as no slot is free, and the claim
+        # itself re-checks holds and free slots against the database.
+        async with self._pool.connection() as conn:
+            nodes = await self._nodes(conn)
         while True:
-            async with self._pool.connection() as conn, conn.transaction():
-                nodes = await self._nodes(conn)
+            async with self._pool.connection() as conn:
                 job = await claims.claim_next(conn, nodes, owner=self.owner, lease_seconds=self._settings.lease_seconds)
             if job is None:
                 return
@@ -292,7 +297,7 @@ class Dispatcher:
         status: claims.EndStatus = "completed" if response.status == "completed" else "failed"
         reason = None if status == "completed" else response_reason(response)
         try:
-            async with self._pool.connection() as conn, conn.transaction():
+            async with self._pool.connection() as conn:
                 stored = await claims.finish_attempt(
                     conn, job.job_id, job.attempt, status=status, result=storable(response), reason=reason
                 )
@@ -303,7 +308,7 @@ class Dispatcher:
         self._log_end(job, status if stored else "discarded", exit_code=response.exit_code, reason=reason)
 
     async def _fail(self, job: ClaimedJob, message: str, reason: EndReason) -> None:
-        async with self._pool.connection() as conn, conn.transaction():
+        async with self._pool.connection() as conn:
             stored = await claims.finish_attempt(
                 conn,
                 job.job_id,
@@ -316,14 +321,17 @@ class Dispatcher:
         self._log_end(job, "failed" if stored else "discarded", error=message, reason=reason)
 
     async def _give_back(self, job: ClaimedJob, message: str) -> None:
-        """The job never started: hold its node and queue the job again at once for another one."""
-        await self._hold(job.node, message)
+        """The job never started: hold its node and queue the job again at once for another one.
+
+        Both in one transaction, so nobody sees the job queued again while its node is not yet held.
+        """
         async with self._pool.connection() as conn, conn.transaction():
+            await holds.hold_node(conn, job.node.node_id, message)
             requeued = await claims.requeue(conn, job.job_id, job.attempt, message)
         self._log_end(job, "queued" if requeued else "discarded", error=message)
 
     async def _retry_later(self, job: ClaimedJob, message: str) -> None:
-        async with self._pool.connection() as conn, conn.transaction():
+        async with self._pool.connection() as conn:
             outcome = await claims.requeue_or_fail(conn, job.job_id, job.attempt, message, "worker_refused")
         self._log_end(job, outcome or "discarded", error=message)
 

@@ -8,6 +8,7 @@ HTTP handlers call, token check included.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from http import HTTPStatus
@@ -234,6 +235,7 @@ class InProcessWorkerClient:
 
     def __init__(self, local: LocalWorker) -> None:
         self._service = local.service
+        self._releases: set[asyncio.Task[None]] = set()
 
     def _authenticate(self, node: DispatchableNode) -> None:
         self._service.authenticate(f"Bearer {_token(node)}")
@@ -244,7 +246,11 @@ class InProcessWorkerClient:
             response = await self._service.run_job(request)
         except ProblemError as exc:
             raise _refused(exc.status, exc.detail) from None
-        await self._service.release_job(request.job_id)
+        # Like the Worker API after sending its response: the job's directories go once the answer
+        # is in hand, without holding up the result on its way to the database.
+        release = asyncio.create_task(self._service.release_job(request.job_id), name=f"release-{request.job_id}")
+        self._releases.add(release)
+        release.add_done_callback(self._releases.discard)
         return _checked(response, request)
 
     async def cancel_job(self, node: DispatchableNode, job_id: str) -> bool:
