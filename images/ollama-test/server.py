@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import sys
 import threading
 import time
 import uuid
@@ -76,15 +78,15 @@ def _generate(prompt: str, body: dict[str, Any], *, stream: bool) -> Iterator[st
             yield str(chunk["choices"][0]["text"])  # type: ignore[index]
 
 
-def _prompt_tokens(prompt: str) -> int:
-    return len(_model.tokenize(prompt.encode("utf-8")))
+def _token_count(text: str) -> int:
+    return len(_model.tokenize(text.encode("utf-8"), add_bos=False))
 
 
 class OllamaHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "ollama-cynode-test"
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (the base class's name)
+    def log_message(self, format: str, *args: Any) -> None:
         print(f"{self.address_string()} {format % args}", flush=True)
 
     # --- plumbing --------------------------------------------------------------------------------
@@ -216,9 +218,12 @@ class OllamaHandler(BaseHTTPRequestHandler):
 
         if not body.get("stream"):
             text = "".join(_generate(prompt, body, stream=False))
-            usage = {"prompt_tokens": _prompt_tokens(prompt), "completion_tokens": len(_model.tokenize(
-                text.encode("utf-8"), add_bos=False))}
-            usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
+            prompt_tokens, completion_tokens = _token_count(prompt), _token_count(text)
+            usage = {
+                "prompt_tokens": prompt_tokens,
+                "completion_tokens": completion_tokens,
+                "total_tokens": prompt_tokens + completion_tokens,
+            }
             self._json(HTTPStatus.OK, {**document(text, "stop"), "usage": usage})
             return
 
@@ -238,6 +243,8 @@ def _now() -> str:
 def main() -> None:
     host, _, port = os.environ.get("OLLAMA_HOST", "0.0.0.0:11434").rpartition(":")
     server = ThreadingHTTPServer((host or "0.0.0.0", int(port)), OllamaHandler)  # noqa: S104 (a container)
+    # PID 1 in a container ignores SIGTERM unless it handles it: stop at once, as Ollama does.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     print(f"serving {MODEL_NAME} from {MODEL_PATH} on {host}:{port}", flush=True)
     server.serve_forever()
 
