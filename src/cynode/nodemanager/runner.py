@@ -216,7 +216,8 @@ class NodeManager:
             self._store.check_not_older(config.config_version)
             # Inference first: the worker turns ready once it has its token, and a node whose
             # backend cannot start must never look ready.
-            await self.inference.apply(config.inference_backend)
+            images = ImageSource.from_config(self.node.sandbox.allowed_images, config)
+            await self.inference.apply(config.inference_backend, images)
             self.worker.set_inference(self.inference)
             token = config.worker_api.orchestrator_bearer_token if config.worker_api is not None else None
             if not token:
@@ -227,7 +228,7 @@ class NodeManager:
                 max_request_bytes=constraints.max_request_bytes,
                 max_job_timeout_seconds=constraints.max_job_timeout_seconds,
             )
-            self.worker.set_image_source(ImageSource.from_config(self.node.sandbox.allowed_images, config))
+            self.worker.set_image_source(images)
         except (StaleConfigError, InferenceStartError, ValueError) as exc:
             error_type = _failure_type(exc)
             await self._ack_failure(config, ConfigAckError(type=error_type, message=str(exc)))
