@@ -3,8 +3,6 @@ started, probed, and a prompt task answered through it, with every role a ``cyno
 
 from __future__ import annotations
 
-import subprocess
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -13,11 +11,9 @@ from podman import PodmanClient
 from pytest_bdd import given, parsers, scenarios, then, when
 
 from tests.bdd import test_split_deployment as split
-from tests.fixtures.deploy import LocalRegistry, SplitDeployment, untag
+from tests.fixtures.deploy import LocalRegistry, OllamaSlot, SplitDeployment
 from tests.fixtures.inference import MODEL_ALIAS
 from tests.fixtures.nodemanager import write_yaml
-from tests.fixtures.podman import REPO_ROOT
-from tests.fixtures.stack import free_port
 
 scenarios("e2e/ollama_backend.feature")
 
@@ -28,45 +24,10 @@ when(parsers.parse('I create a task with the prompt "{prompt}"'))(split.create_p
 ANSWERED_ON_NODE = 'the task completes on node "{slug}" with the model\'s non-empty answer'
 then(parsers.parse(ANSWERED_ON_NODE))(split.completes_with_answer)
 
-BUILD_SCRIPT = REPO_ROOT / "scripts" / "build-ollama-test-image.sh"
-LOCAL_IMAGE = "localhost/cynode-ollama-test:latest"
-PUSHED_NAME = "ollama-test:1"
-
-
-@pytest.fixture(scope="session")
-def ollama_test_image(sandbox_image: str) -> str:
-    """The Ollama-compatible image ``scripts/build-ollama-test-image.sh`` builds (a no-op when cached)."""
-    build = subprocess.run([str(BUILD_SCRIPT), LOCAL_IMAGE], capture_output=True, text=True, timeout=900, check=False)
-    if build.returncode != 0:
-        pytest.fail(f"{BUILD_SCRIPT.name} failed; run scripts/bootstrap:\n{build.stderr[-3000:]}", pytrace=False)
-    return LOCAL_IMAGE
-
-
-@pytest.fixture(scope="session")
-def ollama_in_registry(local_registry: LocalRegistry, ollama_test_image: str) -> Iterator[str]:
-    """The image's reference in the local registry; a copy a node pulls is untagged at the end."""
-    reference = local_registry.reference(PUSHED_NAME)
-    push = subprocess.run(
-        ["podman", "push", "--tls-verify=false", ollama_test_image, f"docker://{reference}"],
-        capture_output=True, text=True, timeout=600, check=False,
-    )  # fmt: skip
-    if push.returncode != 0:
-        pytest.fail(f"podman push of the Ollama test image failed: {push.stderr[-2000:]}", pytrace=False)
-    yield reference
-    untag(reference)
-
 
 @pytest.fixture
 def world() -> dict[str, Any]:
     return {}
-
-
-@pytest.fixture
-def ollama_node() -> Iterator[dict[str, Any]]:
-    """The node's Ollama container name and port; the container is removed when the test ends."""
-    node = {"container": f"cynode-ollama-test-{free_port()}", "port": free_port()}
-    yield node
-    subprocess.run(["podman", "rm", "--force", "--time", "0", node["container"]], capture_output=True, check=False)
 
 
 @given("the Ollama-compatible image is in the local registry and not on this host")
@@ -91,32 +52,32 @@ def orchestrator_choosing_the_image(
 
 @when(parsers.parse('a node process "{slug}" with no inference service of its own starts'))
 def ollama_node_starts(
-    split_deployment: SplitDeployment, db: Any, ollama_node: dict[str, Any], world: dict[str, Any], slug: str
+    split_deployment: SplitDeployment, db: Any, ollama_slot: OllamaSlot, world: dict[str, Any], slug: str
 ) -> None:
-    inference = {"mode": "allow", "backend": "ollama", "ollama_container_name": ollama_node["container"],
-                 "ollama_port": ollama_node["port"], "start_timeout_seconds": 120}  # fmt: skip
+    inference = {"mode": "allow", "backend": "ollama", "ollama_container_name": ollama_slot.container,
+                 "ollama_port": ollama_slot.port, "start_timeout_seconds": 120}  # fmt: skip
     world["node"] = split_deployment.start_node(slug, split_deployment.orchestrators[0], inference=inference)
     split._wait_dispatchable(db, slug)
 
 
 @then("the node pulled the image and runs it as its inference container")
-def runs_pulled_image(split_deployment: SplitDeployment, ollama_node: dict[str, Any], world: dict[str, Any]) -> None:
+def runs_pulled_image(split_deployment: SplitDeployment, ollama_slot: OllamaSlot, world: dict[str, Any]) -> None:
     with PodmanClient(base_url=split_deployment.podman_url) as client:
         assert client.images.exists(world["image"]), "the node did not pull the orchestrator's image"
-        container = client.containers.get(ollama_node["container"])
+        container = client.containers.get(ollama_slot.container)
         assert container.status == "running"
         assert container.attrs["ImageName"] == world["image"]
 
 
 @then("the container serves the image's model on the node's Ollama port")
-def model_served(ollama_node: dict[str, Any]) -> None:
+def model_served(ollama_slot: OllamaSlot) -> None:
     # Published on loopback only, where the node's sandbox proxy reaches it.
-    models = httpx.get(f"http://127.0.0.1:{ollama_node['port']}/api/tags", timeout=10).json()["models"]
+    models = httpx.get(f"http://127.0.0.1:{ollama_slot.port}/api/tags", timeout=10).json()["models"]
     assert [model["name"] for model in models] == [MODEL_ALIAS]
 
 
 @then("the inference container answered the task's chat completion")
-def container_answered(split_deployment: SplitDeployment, ollama_node: dict[str, Any]) -> None:
+def container_answered(split_deployment: SplitDeployment, ollama_slot: OllamaSlot) -> None:
     with PodmanClient(base_url=split_deployment.podman_url) as client:
-        logs = b"".join(client.containers.get(ollama_node["container"]).logs()).decode(errors="replace")
+        logs = b"".join(client.containers.get(ollama_slot.container).logs()).decode(errors="replace")
     assert "POST /v1/chat/completions" in logs, logs[-2000:]
