@@ -36,7 +36,8 @@ THREADS = int(os.environ.get("OLLAMA_TEST_THREADS", "2"))
 VERSION = "0.0.0-cynode-test"
 QUESTION = "Question:"
 STOP = ["\nQuestion:", "\n\n\n"]
-DEFAULT_MAX_TOKENS = 128
+# Bounded (Ollama's own default is unbounded): a test stand-in answers briefly.
+DEFAULT_MAX_TOKENS = 64
 
 # Ollama names a model "name:tag"; an untagged name means ":latest".
 SERVED_NAMES = {MODEL_NAME, f"{MODEL_NAME}:latest"} if ":" not in MODEL_NAME else {MODEL_NAME}
