@@ -12,6 +12,7 @@ Feature: The Ollama backend, pulled from a registry on the orchestrator's say-so
     When a node process "ollama-node" with no inference service of its own starts
     Then the node pulled the image and runs it as its inference container
     And the container serves the image's model on the node's Ollama port
+    And the orchestrator has the node's report that its own backend runs that model
     Given I am logged in to the gateway as the admin
     When I create a task with the prompt "The capital of France is"
     Then the task completes on node "ollama-node" with the model's non-empty answer

@@ -13,7 +13,7 @@ from pytest_bdd import given, parsers, scenarios, then, when
 from tests.bdd import test_split_deployment as split
 from tests.fixtures.deploy import LocalRegistry, OllamaSlot, SplitDeployment
 from tests.fixtures.inference import MODEL_ALIAS
-from tests.fixtures.nodemanager import write_yaml
+from tests.fixtures.nodemanager import wait_until, write_yaml
 
 scenarios("e2e/ollama_backend.feature")
 
@@ -56,6 +56,7 @@ def ollama_node_starts(
 ) -> None:
     inference = {"mode": "allow", "backend": "ollama", "ollama_container_name": ollama_slot.container,
                  "ollama_port": ollama_slot.port, "start_timeout_seconds": 120}  # fmt: skip
+    world["slug"] = slug
     world["node"] = split_deployment.start_node(slug, split_deployment.orchestrators[0], inference=inference)
     split._wait_dispatchable(db, slug)
 
@@ -74,6 +75,23 @@ def model_served(ollama_slot: OllamaSlot) -> None:
     # Published on loopback only, where the node's sandbox proxy reaches it.
     models = httpx.get(f"http://127.0.0.1:{ollama_slot.port}/api/tags", timeout=10).json()["models"]
     assert [model["name"] for model in models] == [MODEL_ALIAS]
+
+
+@then("the orchestrator has the node's report that its own backend runs that model")
+def reported_running(db: Any, world: dict[str, Any]) -> None:
+    def latest_inference() -> dict[str, Any] | None:
+        row = db.execute(
+            "SELECT c.capability_snapshot FROM node_capabilities c JOIN nodes n ON n.id = c.node_id "
+            "WHERE n.node_slug = %s ORDER BY c.created_at DESC LIMIT 1",
+            (world["slug"],),
+        ).fetchone()
+        inference: dict[str, Any] = row["capability_snapshot"]["inference"] if row else {}
+        return inference if inference.get("running") else None
+
+    # Sent right after the config started the container, not at the next periodic check.
+    inference = wait_until(latest_inference, 30, "the node's report that its inference runs")
+    assert inference["existing_service"] is False
+    assert inference["available_models"] == [MODEL_ALIAS]
 
 
 @then("the inference container answered the task's chat completion")
