@@ -3,7 +3,8 @@
 Owns the choice among the backends (see ``cynode.inference.settings``), what the capability
 report says about them, and their lifetimes. The node manager calls ``report()`` for every
 capability report, ``apply(config.inference_backend)`` once per config (an
-``InferenceStartError`` there means: ack ``failed`` with its message and exit non-zero), and
+``InferenceStartError`` there means: ack ``failed`` with its message and exit non-zero; ``images``
+says where a missing Ollama image is pulled from, as for sandbox images), and
 ``stop()`` at shutdown; after a successful ``apply`` it hands this object to the Worker API
 (``WorkerService.set_inference``), which asks ``upstream()`` where each job's sandbox proxy
 forwards. Pass ``podman_url=worker.podman_url`` so an Ollama container runs on the node's podman.
@@ -38,6 +39,7 @@ from cynode.inference.ollama import ollama_base_url, ollama_image, start_ollama_
 from cynode.inference.settings import InferenceSettings
 from cynode.inference.upstream import Upstream, available_models, client_for
 from cynode.sandbox import PodmanService, PodmanUnavailableError
+from cynode.sandbox.images import ImageSource
 
 __all__ = ["InferenceStartError", "NodeInference"]
 
@@ -143,8 +145,10 @@ class NodeInference:
         upstream = Upstream(self._embedded.url, self.settings.embedded_model_alias, chat_template=template)
         self._adopt(upstream, existing=True)
 
-    async def apply(self, instruction: InferenceBackend | None) -> None:
-        """Start (or keep) the backend the config instructs; raise InferenceStartError when it cannot."""
+    async def apply(self, instruction: InferenceBackend | None, images: ImageSource | None = None) -> None:
+        """Start (or keep) the backend the config instructs; raise InferenceStartError when it cannot.
+
+        ``images``: the registries a missing Ollama image is pulled from (None: podman's own)."""
         settings = self.settings
         wants_container = instruction is not None and bool(instruction.enabled)
         if settings.mode == "disabled" or settings.backend == "none":
@@ -166,12 +170,12 @@ class NodeInference:
                 extra={"reason": "a backend already serves this node", "url": self.upstream_url()},
             )
             return
-        await self._start_ollama(instruction)
+        await self._start_ollama(instruction, images or ImageSource())
 
-    async def _start_ollama(self, instruction: InferenceBackend) -> None:
+    async def _start_ollama(self, instruction: InferenceBackend, images: ImageSource) -> None:
         started = time.monotonic()
         podman_url = await asyncio.to_thread(self._podman_url)
-        await asyncio.to_thread(start_ollama_container, podman_url, self.settings, instruction)
+        await asyncio.to_thread(start_ollama_container, podman_url, self.settings, instruction, images)
         self._ollama_started = True
         base_url = ollama_base_url(self.settings)
         deadline = started + self.settings.start_timeout_seconds

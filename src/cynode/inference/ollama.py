@@ -5,7 +5,10 @@ default), GPU access from ``inference_backend.variant`` (``cuda``: the CDI devic
 ``nvidia.com/gpu=all``; ``rocm``: ``/dev/kfd`` and ``/dev/dri`` with group ``video``; ``cpu``:
 none), the instruction's env, a named volume for models, and the API port published on 127.0.0.1
 only (the sandbox proxy reaches it there; sandboxes never do). The image is pulled when it is not
-present; a failed pull or start is an ``InferenceStartError`` naming the image.
+present, by the sandbox images' pull code (``cynode.sandbox.images``): from the orchestrator's
+``sandbox_registries`` with their TLS choice and pull tokens. An orchestrator that names no
+registries leaves the pull to podman's own registry configuration. A failed pull or start is an
+``InferenceStartError`` naming the image.
 
 Blocking; call from a worker thread.
 """
@@ -21,6 +24,7 @@ from podman.errors import APIError, ImageNotFound
 from cynode.contracts.nodes import InferenceBackend
 from cynode.inference.errors import InferenceStartError
 from cynode.inference.settings import InferenceSettings
+from cynode.sandbox.images import ImageSource
 
 log = logging.getLogger(__name__)
 
@@ -58,13 +62,15 @@ def ollama_container_args(settings: InferenceSettings, instruction: InferenceBac
     return args
 
 
-def start_ollama_container(podman_url: str, settings: InferenceSettings, instruction: InferenceBackend) -> None:
+def start_ollama_container(
+    podman_url: str, settings: InferenceSettings, instruction: InferenceBackend, images: ImageSource
+) -> None:
     """Make the instructed Ollama container run (pull, create or restart); raises InferenceStartError."""
     image = ollama_image(settings, instruction)
     name = settings.ollama_container_name
     try:
         with PodmanClient(base_url=podman_url) as client:
-            _ensure_image(client, image)
+            _ensure_image(client, image, images)
             existing = [c for c in client.containers.list(all=True, filters={"name": name}) if c.name == name]
             if existing and existing[0].attrs.get("ImageName", existing[0].attrs.get("Image")) != image:
                 # An earlier instruction named another image (e.g. the variant changed): replace it.
@@ -83,10 +89,15 @@ def start_ollama_container(podman_url: str, settings: InferenceSettings, instruc
     )
 
 
-def _ensure_image(client: PodmanClient, image: str) -> None:
+def _ensure_image(client: PodmanClient, image: str, images: ImageSource) -> None:
     if client.images.exists(image):
         return
     log.info("ollama_image_pulling", extra={"image": image})
+    if images.registries:
+        problem = images.pull(client, image)
+        if problem is not None:
+            raise InferenceStartError(f"cannot pull inference image {image}: {problem}")
+        return
     try:
         client.images.pull(image)
     except (APIError, ImageNotFound) as exc:

@@ -175,6 +175,9 @@ class NodeManager:
             try:
                 config = await self._retrying(lambda: self.client.fetch_config(self._current_session))
                 await self._apply(config)
+                # A backend the config started (an Ollama container) changes what this node can run:
+                # the orchestrator learns it now, not at the next capability check a minute later.
+                await self._retrying(self._report_if_changed)
             except NodeUnauthorized as exc:
                 log.warning("node_token_refused", extra={"node_slug": self.node.slug, "detail": str(exc)})
                 reason = "token refused"
@@ -216,7 +219,8 @@ class NodeManager:
             self._store.check_not_older(config.config_version)
             # Inference first: the worker turns ready once it has its token, and a node whose
             # backend cannot start must never look ready.
-            await self.inference.apply(config.inference_backend)
+            images = ImageSource.from_config(self.node.sandbox.allowed_images, config)
+            await self.inference.apply(config.inference_backend, images)
             self.worker.set_inference(self.inference)
             token = config.worker_api.orchestrator_bearer_token if config.worker_api is not None else None
             if not token:
@@ -227,7 +231,7 @@ class NodeManager:
                 max_request_bytes=constraints.max_request_bytes,
                 max_job_timeout_seconds=constraints.max_job_timeout_seconds,
             )
-            self.worker.set_image_source(ImageSource.from_config(self.node.sandbox.allowed_images, config))
+            self.worker.set_image_source(images)
         except (StaleConfigError, InferenceStartError, ValueError) as exc:
             error_type = _failure_type(exc)
             await self._ack_failure(config, ConfigAckError(type=error_type, message=str(exc)))
@@ -331,14 +335,19 @@ class NodeManager:
 
     async def _report_or_beat(self) -> None:
         """A fresh capability report when something changed, else a heartbeat."""
+        if not await self._report_if_changed():
+            await self._beat()
+
+    async def _report_if_changed(self) -> bool:
+        """Send a capability report when it differs from the last one sent; True when it did."""
         report = await self.capability_report()
         digest = capability_hash(report)
         if digest == self._reported_hash:
-            await self._beat()
-            return
+            return False
         await self.client.report(self._current_session, report)
         self._reported_hash = digest
         log.info("node_capabilities_reported", extra={"node_slug": self.node.slug, "capability_hash": digest})
+        return True
 
     async def _beat(self) -> None:
         session = self._current_session

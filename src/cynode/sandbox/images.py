@@ -8,6 +8,8 @@ API, only from a registry the orchestrator's configuration names (``sandbox_regi
 order): a reference naming its registry is pulled from that one if listed, an unqualified one from
 the first listed registry that has it. Pull tokens are never logged nor put in a job's output.
 Refusals and failures start with their reason (``image_not_allowed``, ``image_pull_failed``).
+The node's Ollama image is pulled by the same code (``cynode.inference.ollama``), without the
+sandbox allowlists: the orchestrator chose that image itself.
 """
 
 from __future__ import annotations
@@ -103,10 +105,10 @@ class ImageSource:
             if problem is None:
                 if reference != image:
                     client.images.get(reference).tag(*_repository_and_tag(image))
-                log.info("sandbox_image_pulled", extra={"image": image, "registry": registry.host})
+                log.info("image_pulled", extra={"image": image, "registry": registry.host})
                 return None
             failures.append(f"{registry.host}: {problem}")
-        log.warning("sandbox_image_pull_failed", extra={"image": image, "failures": failures})
+        log.warning("image_pull_failed", extra={"image": image, "failures": failures})
         return f"{PULL_FAILED}: image {image} could not be pulled ({'; '.join(failures)})"
 
 
