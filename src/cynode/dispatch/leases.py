@@ -1,7 +1,9 @@
 """Keeping a claimed job's lease alive while its Worker API call is in flight.
 
 A lease that cannot be renewed means the job is no longer this dispatcher's to run: it was
-canceled, or the reaper gave it to another attempt. The keeper then stops the attempt on its node.
+canceled, or the reaper gave it to another attempt. The keeper then stops the attempt on its node,
+unless another dispatcher took the same attempt over (this one's lease had expired): that one now
+waits for the run's answer, so the run must go on.
 """
 
 from __future__ import annotations
@@ -19,5 +21,14 @@ async def renew_lease(conn: Connection, job: ClaimedJob, lease_seconds: float) -
         RETURNING 1
         """,
         (lease_seconds, job.job_id, job.attempt, job.lease_id),
+    )
+    return await cursor.fetchone() is not None
+
+
+async def taken_over_elsewhere(conn: Connection, job: ClaimedJob) -> bool:
+    """True when another dispatcher took over this attempt (its run goes on, under that one's lease)."""
+    cursor = await conn.execute(
+        "SELECT 1 FROM jobs WHERE id = %s AND attempt = %s AND status = 'running' AND lease_id <> %s",
+        (job.job_id, job.attempt, job.lease_id),
     )
     return await cursor.fetchone() is not None
