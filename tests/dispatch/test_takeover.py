@@ -1,0 +1,108 @@
+"""Taking over a job whose orchestrator died after sending its run, against a real Worker API and
+real PostgreSQL: the node is asked first, and its kept answer is stored, its run adopted, or (unknown
+to the node) the job run again; the job never runs twice on the node."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from cynode.dispatch.claims import ClaimedJob
+from tests.dispatch.test_hostile_answers import sent_by_a_dead_orchestrator
+from tests.fixtures.podman import WORKER_TOKEN, RunningWorker, WorkerFactory
+from tests.fixtures.tasks import DispatchWorld, eventually
+
+AUTH = {"Authorization": f"Bearer {WORKER_TOKEN}"}
+# Prints a fresh random id: an answer carrying it came from the one run that printed it.
+ONCE = "cat /proc/sys/kernel/random/uuid"
+
+
+def run_request(sent: ClaimedJob) -> dict[str, Any]:
+    """The jobs:run body the dead orchestrator sent for its claim."""
+    return {
+        "version": 1,
+        "task_id": str(sent.task_id),
+        "job_id": str(sent.job_id),
+        "sandbox": sent.payload,
+        "attempt": sent.attempt,
+    }
+
+
+async def node_state(world: DispatchWorld, worker: RunningWorker, job_id: Any) -> str:
+    answer = await world.http.get(f"{worker.base_url}/v1/worker/jobs/{job_id}", headers=AUTH)
+    assert answer.status_code == 200, answer.text
+    state: str = answer.json()["state"]
+    return state
+
+
+async def real_node(world: DispatchWorld, worker_factory: WorkerFactory) -> RunningWorker:
+    worker = worker_factory()
+    await world.node(f"takeover-{worker.owner[-8:]}", worker.base_url, WORKER_TOKEN)
+    return worker
+
+
+async def acknowledged(world: DispatchWorld, worker: RunningWorker, job_id: Any) -> None:
+    deadline = time.monotonic() + 30
+    while await node_state(world, worker, job_id) != "unknown":
+        assert time.monotonic() < deadline, "the stored answer was never acknowledged to the node"
+        await asyncio.sleep(0.05)
+
+
+async def test_a_finished_run_is_stored_from_the_nodes_kept_answer(
+    dispatch_world: DispatchWorld, worker_factory: WorkerFactory
+) -> None:
+    worker = await real_node(dispatch_world, worker_factory)
+    task_id = await dispatch_world.create(ONCE)
+    since = time.time()
+    sent = await sent_by_a_dead_orchestrator(dispatch_world)
+    # The run reached the node and finished; its answer went back to nobody.
+    lost = await dispatch_world.http.post(f"{worker.base_url}/v1/worker/jobs:run", json=run_request(sent), headers=AUTH)
+    assert await node_state(dispatch_world, worker, sent.job_id) == "finished"
+
+    dispatch_world.start(dispatch_world.dispatcher(owner="survivor"))
+    job = await dispatch_world.wait_job(task_id)
+
+    assert (job["status"], job["attempt"]) == ("completed", 1)
+    assert job["result"]["stdout"] == lost.json()["stdout"]
+    assert worker.containers_created_since(since) == 1
+    await acknowledged(dispatch_world, worker, sent.job_id)
+
+
+async def test_a_run_still_going_is_adopted_and_its_answer_stored(
+    dispatch_world: DispatchWorld, worker_factory: WorkerFactory
+) -> None:
+    worker = await real_node(dispatch_world, worker_factory)
+    task_id = await dispatch_world.create(f"sleep 3; {ONCE}")
+    since = time.time()
+    sent = await sent_by_a_dead_orchestrator(dispatch_world)
+    call = asyncio.create_task(
+        dispatch_world.http.post(f"{worker.base_url}/v1/worker/jobs:run", json=run_request(sent), headers=AUTH)
+    )
+    await eventually(lambda: worker.running_containers() == 1)
+    call.cancel()  # the orchestrator dies: its connection to the node goes with it
+
+    dispatch_world.start(dispatch_world.dispatcher(owner="survivor"))
+    job = await dispatch_world.wait_job(task_id)
+
+    assert (job["status"], job["attempt"], job["lease_owner"]) == ("completed", 1, None)
+    assert len(job["result"]["stdout"].strip()) == 36  # the run printed its id to the end
+    assert worker.containers_created_since(since) == 1
+    await acknowledged(dispatch_world, worker, sent.job_id)
+
+
+async def test_a_job_the_node_does_not_know_runs_again(
+    dispatch_world: DispatchWorld, worker_factory: WorkerFactory
+) -> None:
+    worker = await real_node(dispatch_world, worker_factory)
+    task_id = await dispatch_world.create(ONCE)
+    since = time.time()
+    sent = await sent_by_a_dead_orchestrator(dispatch_world)  # died before the call left
+    assert await node_state(dispatch_world, worker, sent.job_id) == "unknown"
+
+    dispatch_world.start(dispatch_world.dispatcher(owner="survivor"))
+    job = await dispatch_world.wait_job(task_id)
+
+    assert (job["status"], job["attempt"]) == ("completed", 2)
+    assert worker.containers_created_since(since) == 1
+    await acknowledged(dispatch_world, worker, sent.job_id)
