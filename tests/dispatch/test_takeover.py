@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from typing import Any
 
 from cynode.dispatch.claims import ClaimedJob
@@ -36,73 +37,69 @@ async def node_state(world: DispatchWorld, worker: RunningWorker, job_id: Any) -
     return state
 
 
-async def real_node(world: DispatchWorld, worker_factory: WorkerFactory) -> RunningWorker:
+async def orphaned_job(
+    world: DispatchWorld, worker_factory: WorkerFactory, command: str
+) -> tuple[RunningWorker, uuid.UUID, float, ClaimedJob]:
+    """A real node, and a task running ``command`` claimed and marked sent by an orchestrator that
+    then died (its 1 s lease runs out unrenewed); also the time just before the claim."""
     worker = worker_factory()
     await world.node(f"takeover-{worker.owner[-8:]}", worker.base_url, WORKER_TOKEN)
-    return worker
+    task_id = await world.create(command)
+    since = time.time()
+    return worker, task_id, since, await sent_by_a_dead_orchestrator(world)
 
 
-async def acknowledged(world: DispatchWorld, worker: RunningWorker, job_id: Any) -> None:
+async def survivor_finishes(
+    world: DispatchWorld, worker: RunningWorker, task_id: uuid.UUID, since: float
+) -> dict[str, Any]:
+    """Start the surviving dispatcher; its job ends with one container since ``since`` and the
+    stored answer acknowledged to the node."""
+    world.start(world.dispatcher(owner="survivor"))
+    job = await world.wait_job(task_id)
+    assert worker.containers_created_since(since) == 1
     deadline = time.monotonic() + 30
-    while await node_state(world, worker, job_id) != "unknown":
+    while await node_state(world, worker, job["id"]) != "unknown":
         assert time.monotonic() < deadline, "the stored answer was never acknowledged to the node"
         await asyncio.sleep(0.05)
+    return job
 
 
 async def test_a_finished_run_is_stored_from_the_nodes_kept_answer(
     dispatch_world: DispatchWorld, worker_factory: WorkerFactory
 ) -> None:
-    worker = await real_node(dispatch_world, worker_factory)
-    task_id = await dispatch_world.create(ONCE)
-    since = time.time()
-    sent = await sent_by_a_dead_orchestrator(dispatch_world)
+    worker, task_id, since, sent = await orphaned_job(dispatch_world, worker_factory, ONCE)
     # The run reached the node and finished; its answer went back to nobody.
     lost = await dispatch_world.http.post(f"{worker.base_url}/v1/worker/jobs:run", json=run_request(sent), headers=AUTH)
     assert await node_state(dispatch_world, worker, sent.job_id) == "finished"
 
-    dispatch_world.start(dispatch_world.dispatcher(owner="survivor"))
-    job = await dispatch_world.wait_job(task_id)
+    job = await survivor_finishes(dispatch_world, worker, task_id, since)
 
     assert (job["status"], job["attempt"]) == ("completed", 1)
     assert job["result"]["stdout"] == lost.json()["stdout"]
-    assert worker.containers_created_since(since) == 1
-    await acknowledged(dispatch_world, worker, sent.job_id)
 
 
 async def test_a_run_still_going_is_adopted_and_its_answer_stored(
     dispatch_world: DispatchWorld, worker_factory: WorkerFactory
 ) -> None:
-    worker = await real_node(dispatch_world, worker_factory)
-    task_id = await dispatch_world.create(f"sleep 3; {ONCE}")
-    since = time.time()
-    sent = await sent_by_a_dead_orchestrator(dispatch_world)
+    worker, task_id, since, sent = await orphaned_job(dispatch_world, worker_factory, f"sleep 3; {ONCE}")
     call = asyncio.create_task(
         dispatch_world.http.post(f"{worker.base_url}/v1/worker/jobs:run", json=run_request(sent), headers=AUTH)
     )
     await eventually(lambda: worker.running_containers() == 1)
     call.cancel()  # the orchestrator dies: its connection to the node goes with it
 
-    dispatch_world.start(dispatch_world.dispatcher(owner="survivor"))
-    job = await dispatch_world.wait_job(task_id)
+    job = await survivor_finishes(dispatch_world, worker, task_id, since)
 
     assert (job["status"], job["attempt"], job["lease_owner"]) == ("completed", 1, None)
     assert len(job["result"]["stdout"].strip()) == 36  # the run printed its id to the end
-    assert worker.containers_created_since(since) == 1
-    await acknowledged(dispatch_world, worker, sent.job_id)
 
 
 async def test_a_job_the_node_does_not_know_runs_again(
     dispatch_world: DispatchWorld, worker_factory: WorkerFactory
 ) -> None:
-    worker = await real_node(dispatch_world, worker_factory)
-    task_id = await dispatch_world.create(ONCE)
-    since = time.time()
-    sent = await sent_by_a_dead_orchestrator(dispatch_world)  # died before the call left
+    worker, task_id, since, sent = await orphaned_job(dispatch_world, worker_factory, ONCE)  # died before the call left
     assert await node_state(dispatch_world, worker, sent.job_id) == "unknown"
 
-    dispatch_world.start(dispatch_world.dispatcher(owner="survivor"))
-    job = await dispatch_world.wait_job(task_id)
+    job = await survivor_finishes(dispatch_world, worker, task_id, since)
 
     assert (job["status"], job["attempt"]) == ("completed", 2)
-    assert worker.containers_created_since(since) == 1
-    await acknowledged(dispatch_world, worker, sent.job_id)
