@@ -125,8 +125,8 @@ def _containers_created_per_job(podman_url: str, owner: str, since: float) -> Co
 def each_job_once(split_deployment: SplitDeployment, db: Any, drill: dict[str, Any], slug: str) -> None:
     jobs = {str(row["id"]) for row in db.execute("SELECT id FROM jobs").fetchall()}
     created = _containers_created_per_job(split_deployment.podman_url, slug, drill["started_at"])
-    assert set(created) == jobs
-    assert {job: count for job, count in created.items() if count > 1} == {}
+    # The node's runtime probes run containers too, under job ids no task has.
+    assert {job: created[job] for job in jobs} == dict.fromkeys(jobs, 1)
 
 
 @then("the surviving orchestrator took over every job the killed one had sent to the node")
