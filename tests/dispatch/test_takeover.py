@@ -12,7 +12,7 @@ from typing import Any
 from cynode.dispatch.claims import ClaimedJob
 from tests.dispatch.test_hostile_answers import sent_by_a_dead_orchestrator
 from tests.fixtures.podman import WORKER_TOKEN, RunningWorker, WorkerFactory
-from tests.fixtures.tasks import DispatchWorld, eventually
+from tests.fixtures.tasks import DispatchWorld, FakeWorker, eventually
 
 AUTH = {"Authorization": f"Bearer {WORKER_TOKEN}"}
 # Prints a fresh random id: an answer carrying it came from the one run that printed it.
@@ -103,3 +103,28 @@ async def test_a_job_the_node_does_not_know_runs_again(
     job = await survivor_finishes(dispatch_world, worker, task_id, since)
 
     assert (job["status"], job["attempt"]) == ("completed", 2)
+
+
+async def test_a_dispatcher_whose_attempt_was_taken_over_leaves_the_run_alone(
+    dispatch_world: DispatchWorld,
+) -> None:
+    fake = FakeWorker(delay=2).start()
+    try:
+        await dispatch_world.fake_node(fake)
+        task_id = await dispatch_world.create("echo once")
+        dispatch_world.start(dispatch_world.dispatcher(owner="slow"))
+        await eventually(lambda: len(fake.runs) == 1)
+        # What a takeover writes: same attempt, another lease (this dispatcher's renewal now fails).
+        async with dispatch_world.pool.connection() as conn:
+            await conn.execute(
+                "UPDATE jobs SET lease_id = gen_random_uuid(), lease_owner = 'survivor', "
+                "lease_expires_at = now() + interval '1 hour' WHERE task_id = %s",
+                (task_id,),
+            )
+        job = await dispatch_world.wait_job(task_id)
+    finally:
+        fake.stop()
+
+    assert (job["status"], job["attempt"]) == ("completed", 1)
+    assert fake.cancels == []  # the run the survivor adopted was not stopped under it
+    assert fake.acks == [str(job["id"])]
