@@ -32,3 +32,15 @@ async def taken_over_elsewhere(conn: Connection, job: ClaimedJob) -> bool:
         (job.job_id, job.attempt, job.lease_id),
     )
     return await cursor.fetchone() is not None
+
+
+async def seconds_to_next_expiry(conn: Connection) -> float | None:
+    """How long until the first running job's lease runs out (0 when one already has); None when none runs."""
+    cursor = await conn.execute(
+        """
+        SELECT greatest(extract(epoch FROM min(lease_expires_at) - now()), 0)::float8 AS seconds
+        FROM jobs WHERE status = 'running'
+        """
+    )
+    row = await cursor.fetchone()
+    return None if row is None or row["seconds"] is None else float(row["seconds"])

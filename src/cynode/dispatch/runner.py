@@ -59,6 +59,9 @@ log = logging.getLogger(__name__)
 DISPATCH_CHANNEL: Final = "cynode_dispatch"
 CANCEL_CHANNEL: Final = "cynode_job_canceled"
 STOP_GRACE_SECONDS: Final = 5.0
+# Wake this long after the next lease's expiry: it is then seen as expired, and a lease another
+# dispatcher is taking over right then (locked, so skipped) costs at most a few wake-ups a second.
+_EXPIRY_MARGIN_SECONDS: Final = 0.25
 
 
 @dataclass(frozen=True)
@@ -90,6 +93,7 @@ class Dispatcher:
         self._wake = asyncio.Event()
         self._in_flight: dict[uuid.UUID, _InFlight] = {}
         self._calls: set[asyncio.Task[None]] = set()
+        self._next_expiry: asyncio.TimerHandle | None = None
 
     async def run(self) -> None:
         """Dispatch until cancelled; in-flight calls are abandoned and their leases left to expire."""
@@ -192,11 +196,13 @@ class Dispatcher:
         call.add_done_callback(self._calls.discard)
 
     async def _reap(self) -> None:
-        """Deal with every expired lease; stopping sent attempts on their nodes happens in the background."""
+        """Deal with every expired lease (taking sent attempts over happens in the background), then
+        wake up again when the next lease runs out, so a dead dispatcher's jobs wait no longer."""
         while True:
             async with self._pool.connection() as conn, conn.transaction():
                 lease = await reaper.lock_next_expired(conn)
                 if lease is None:
+                    self._wake_in(await leases.seconds_to_next_expiry(conn))
                     return
                 taken = None
                 if not lease.run_sent:
@@ -212,6 +218,12 @@ class Dispatcher:
                 "job_lease_expired",
                 extra={"job_id": str(lease.job_id), "attempt": lease.attempt, "outcome": outcome},
             )
+
+    def _wake_in(self, seconds: float | None) -> None:
+        if self._next_expiry is not None:
+            self._next_expiry.cancel()
+        if seconds is not None and seconds < self._settings.safety_poll_seconds:
+            self._next_expiry = asyncio.get_running_loop().call_later(seconds + _EXPIRY_MARGIN_SECONDS, self.wake)
 
     async def _take_over(self, taken: reaper.TakenOver) -> None:
         """Ask the expired attempt's node what became of it: store its kept answer, adopt its run, or
