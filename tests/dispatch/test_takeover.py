@@ -9,10 +9,12 @@ import time
 import uuid
 from typing import Any
 
+import msgspec
+
 from cynode.dispatch.claims import ClaimedJob
 from tests.dispatch.test_hostile_answers import sent_by_a_dead_orchestrator
 from tests.fixtures.podman import WORKER_TOKEN, RunningWorker, WorkerFactory
-from tests.fixtures.tasks import DispatchWorld, FakeWorker, eventually
+from tests.fixtures.tasks import FAST_DISPATCH, DispatchWorld, FakeWorker, eventually
 
 AUTH = {"Authorization": f"Bearer {WORKER_TOKEN}"}
 # Prints a fresh random id: an answer carrying it came from the one run that printed it.
@@ -103,6 +105,7 @@ async def test_a_job_the_node_does_not_know_runs_again(
     job = await survivor_finishes(dispatch_world, worker, task_id, since)
 
     assert (job["status"], job["attempt"]) == ("completed", 2)
+    assert worker.containers_created_since(since) == 1
 
 
 async def test_a_dispatcher_whose_attempt_was_taken_over_leaves_the_run_alone(
@@ -128,3 +131,15 @@ async def test_a_dispatcher_whose_attempt_was_taken_over_leaves_the_run_alone(
     assert (job["status"], job["attempt"]) == ("completed", 1)
     assert fake.cancels == []  # the run the survivor adopted was not stopped under it
     assert fake.acks == [str(job["id"])]
+
+
+async def test_an_expired_lease_is_taken_over_when_it_ends_not_at_the_next_poll(
+    dispatch_world: DispatchWorld, worker_factory: WorkerFactory
+) -> None:
+    worker, task_id, since, _ = await orphaned_job(dispatch_world, worker_factory, ONCE)
+    # Its 1 s lease has not run out yet when the survivor starts; no poll comes for ten minutes.
+    slow_poll = msgspec.structs.replace(FAST_DISPATCH, safety_poll_seconds=600.0)
+    dispatch_world.start(dispatch_world.dispatcher(slow_poll, owner="survivor"))
+    job = await dispatch_world.wait_job(task_id, within=60)
+    assert (job["status"], job["attempt"]) == ("completed", 2)
+    assert worker.containers_created_since(since) == 1
