@@ -125,6 +125,7 @@ async def test_a_dispatcher_whose_attempt_was_taken_over_leaves_the_run_alone(
                 (task_id,),
             )
         job = await dispatch_world.wait_job(task_id)
+        await eventually(lambda: bool(fake.acks))  # sent once the answer is stored
     finally:
         fake.stop()
 
