@@ -38,6 +38,7 @@ from cynode.http.server import ServedApp
 from cynode.sandbox import DEFAULT_SANDBOX_IMAGE, PodmanService, SandboxExecutor, SandboxSettings
 from cynode.settings import Role, load_settings
 from cynode.worker import WorkerService, create_worker_app
+from cynode.worker.kept_results import KeptResults
 
 SLUG = "bench-node"
 POLL_SECONDS = 0.05
@@ -135,7 +136,9 @@ async def bench_deployment(
     overrides = {"data_dir": str(root / "data"), "database_url": dsn, "gateway.port": 0, "control_plane.port": 0}
     stack = Stack(load_settings(env={}, overrides=overrides), frozenset({Role.GATEWAY, Role.ORCHESTRATOR}), env=env)
     podman = PodmanService(root / "podman")
-    service = WorkerService(SandboxExecutor(settings, podman.url, owner=owner), podman)
+    service = WorkerService(
+        SandboxExecutor(settings, podman.url, owner=owner), podman, kept_results=KeptResults(root / "kept_results")
+    )
     await service.start()
     served = ServedApp("worker_api", create_worker_app(service), "127.0.0.1", 0)
     await served.start()

@@ -26,6 +26,7 @@ from report import print_ratio, sandbox_bench_arguments
 from cynode.http.server import ServedApp
 from cynode.sandbox import PodmanService, SandboxExecutor, SandboxSettings
 from cynode.worker import WorkerService, create_worker_app
+from cynode.worker.kept_results import KeptResults
 
 TARGET_RATIO = 1.3
 
@@ -62,7 +63,8 @@ async def bench(iterations: int, image: str) -> None:
         root = Path(scratch)
         settings = SandboxSettings(mount_root=root / "mounts", default_image=image)
         podman = PodmanService(root / "state")
-        service = WorkerService(SandboxExecutor(settings, podman.url, owner="bench"), podman)
+        executor = SandboxExecutor(settings, podman.url, owner="bench")
+        service = WorkerService(executor, podman, kept_results=KeptResults(root / "kept_results"))
         token = secrets.token_urlsafe(24)
         service.apply_config(bearer_token=token)
         await service.start()

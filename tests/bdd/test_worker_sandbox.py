@@ -343,7 +343,8 @@ def healthz(ctx: Context, body: str) -> None:
 
 @then(parsers.parse('a job running "{command}" still completes'))
 def still_completes(ctx: Context, command: str) -> None:
-    send(ctx, job_body(command))
+    # Another job: the same job id would be answered with the first job's kept result.
+    send(ctx, job_body(command, job_id=f"{JOB_ID}-next"))
     assert ctx.result()["status"] == "completed"
 
 

@@ -6,7 +6,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from cynode.contracts import identity, nodes, problem, tasks, worker
+from cynode.contracts import identity, nodes, problem, tasks, worker, worker_jobs
 
 EXAMPLES_DIR = Path(__file__).parent / "examples"
 
@@ -19,6 +19,8 @@ EXAMPLE_TYPES: dict[str, type[Any]] = {
     "run_job_request": worker.RunJobRequest,
     "run_job_response": worker.RunJobResponse,
     "cancel_job_response": worker.CancelJobResponse,
+    "job_state_response": worker_jobs.JobStateResponse,
+    "ack_job_response": worker_jobs.AckJobResponse,
     "problem": problem.Problem,
     "login_request": identity.LoginRequest,
     "token_pair": identity.TokenPair,

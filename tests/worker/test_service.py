@@ -11,6 +11,7 @@ from cynode.contracts.worker import RunJobRequest, SandboxSpec
 from cynode.http.problems import ProblemError
 from cynode.sandbox import PodmanService, SandboxExecutor, SandboxSettings
 from cynode.worker import WorkerService
+from cynode.worker.kept_results import KeptResults
 
 TOKEN = "s3cret-worker-token"
 
@@ -18,7 +19,12 @@ TOKEN = "s3cret-worker-token"
 def worker(tmp_path: Path, *, max_request_bytes: int | None = None, **settings: Any) -> WorkerService:
     sandbox = SandboxSettings(mount_root=tmp_path / "mounts", **settings)
     podman = PodmanService(tmp_path, socket_url=f"unix://{tmp_path}/unused.sock")
-    return WorkerService(SandboxExecutor(sandbox, podman.url), podman, max_request_bytes=max_request_bytes)
+    return WorkerService(
+        SandboxExecutor(sandbox, podman.url),
+        podman,
+        kept_results=KeptResults(tmp_path / "kept_results"),
+        max_request_bytes=max_request_bytes,
+    )
 
 
 def request(**sandbox: Any) -> RunJobRequest:

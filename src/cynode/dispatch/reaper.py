@@ -2,19 +2,25 @@
 
 One expired job at a time is locked (``FOR UPDATE SKIP LOCKED``, so several reapers never take the
 same one). An attempt whose Worker API call was never sent is simply given back to the queue. One
-that was sent may have run, so it is never run again: the reaper fences it (takes the lease for a
-short stop window, so no other reaper touches it and no new attempt can be claimed, the job still
-being ``running``), stops it on its node outside any transaction with short deadlines, and then
-fails it with ``lease_expired`` (or ``node_lost`` when its node is no longer dispatchable).
+that was sent may have run, so it is never run again blindly: the reaper takes the attempt over
+(a new lease of its own, same attempt number, so no other reaper touches it and no new attempt can
+be claimed) and then, outside any transaction, asks the node what became of the job. Finished:
+the node's kept answer is stored, fenced by the attempt like any answer. Still running: the new
+owner adopts the run and waits for its answer. Unknown to the node (it never got the call, or it
+restarted and lost the run): the job is queued again while attempts remain (``rerun_unknown``).
+A node that is gone or does not answer cannot say: the job fails with ``node_lost`` or
+``lease_expired`` (``fail_sent``) and is not run again.
 """
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 from cynode.contracts.reasons import EndReason
-from cynode.dispatch.claims import dispatch_error_result, finish_attempt, requeue_or_fail
+from cynode.dispatch.claims import ClaimedJob, dispatch_error_result, finish_attempt, requeue_or_fail
+from cynode.nodes.dispatchable import DispatchableNode
 from cynode.tasks.repository import Connection
 
 
@@ -51,21 +57,49 @@ async def requeue_unsent(conn: Connection, lease: ExpiredLease) -> str | None:
     )
 
 
-async def fence(conn: Connection, lease: ExpiredLease, *, owner: str, stop_seconds: float) -> bool:
-    """Take the expired attempt for ``stop_seconds`` while it is stopped on its node; False if it moved on."""
+@dataclass(frozen=True)
+class TakenOver:
+    """An expired attempt this dispatcher now holds under a lease of its own."""
+
+    lease: ExpiredLease
+    task_id: uuid.UUID
+    lease_id: uuid.UUID
+    payload: dict[str, Any]
+
+    def on(self, node: DispatchableNode) -> ClaimedJob:
+        """The attempt as a claim on ``node``, to store its answer or adopt its run like a fresh claim's."""
+        return ClaimedJob(self.lease.job_id, self.task_id, self.lease.attempt, self.lease_id, node, self.payload)
+
+
+async def take_over(conn: Connection, lease: ExpiredLease, *, owner: str, lease_seconds: float) -> TakenOver | None:
+    """Give the expired attempt a new lease held by ``owner``; None if it moved on meanwhile."""
     cursor = await conn.execute(
         """
-        UPDATE jobs SET lease_owner = %s, lease_expires_at = now() + make_interval(secs => %s), updated_at = now()
+        UPDATE jobs SET lease_id = gen_random_uuid(), lease_owner = %s,
+            lease_expires_at = now() + make_interval(secs => %s), updated_at = now()
         WHERE id = %s AND attempt = %s AND status = 'running'
-        RETURNING 1
+        RETURNING task_id, lease_id, payload
         """,
-        (owner, stop_seconds, lease.job_id, lease.attempt),
+        (owner, lease_seconds, lease.job_id, lease.attempt),
     )
-    return await cursor.fetchone() is not None
+    row = await cursor.fetchone()
+    return None if row is None else TakenOver(lease, row["task_id"], row["lease_id"], row["payload"])
+
+
+async def rerun_unknown(conn: Connection, lease: ExpiredLease) -> str | None:
+    """The node does not know the attempt, so it did not run to an answer: queue the job again (or
+    fail it on its last attempt); as requeue_or_fail."""
+    return await requeue_or_fail(
+        conn,
+        lease.job_id,
+        lease.attempt,
+        f"lease of attempt {lease.attempt} expired and its node does not know the job",
+        "lease_expired",
+    )
 
 
 async def fail_sent(conn: Connection, lease: ExpiredLease, reason: EndReason) -> bool:
-    """Fail a sent attempt whose dispatcher is gone; it may have run, so it is not run again."""
+    """Fail a sent attempt whose dispatcher is gone and whose node cannot say what became of it."""
     message = f"lease of attempt {lease.attempt} expired after its run was sent to the node"
     return await finish_attempt(
         conn,

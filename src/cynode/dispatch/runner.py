@@ -7,8 +7,8 @@ slot frees up, or a node's config is applied) with a slow safety poll, and on ev
 1. claims queued jobs, interleaving users, for nodes with free sandbox slots that are not held
    (``holds``) until none is left, starting one Worker API call per claim without waiting for it,
 2. reaps expired leases: an attempt whose call was never sent goes back to the queue; one that was
-   sent may have run, so it is stopped on its node (in the background, with short deadlines) and
-   failed with ``lease_expired`` or ``node_lost``, never re-run,
+   sent is taken over (``reaper``): in the background its node is asked for the job, and its kept
+   answer is stored, its run adopted, or (unknown to the node) the job queued again,
 3. goes back to sleep.
 
 Re-running is a decision: an attempt the node turned away before running it (connection refused,
@@ -19,7 +19,8 @@ checked; a node that stops answering for a lease loses the job (``node_lost``) a
 renewal fails (the job was canceled or reaped) the attempt is stopped on its node.
 ``LISTEN cynode_job_canceled`` makes a cancel stop the container at once when this process holds
 the job. Results are stored fenced by the attempt number, so a late or stale answer never
-overwrites anything, and an answer that cannot be stored ends the job ``result_not_stored``.
+overwrites anything, and an answer that cannot be stored ends the job ``result_not_stored``. Once
+an answer is stored (or found stale) the node is told to drop its kept copy (``ack_job``).
 Nothing that goes wrong with one job or node stops the loop.
 """
 
@@ -59,6 +60,9 @@ log = logging.getLogger(__name__)
 DISPATCH_CHANNEL: Final = "cynode_dispatch"
 CANCEL_CHANNEL: Final = "cynode_job_canceled"
 STOP_GRACE_SECONDS: Final = 5.0
+# Wake this long after the next lease's expiry: it is then seen as expired, and a lease another
+# dispatcher is taking over right then (locked, so skipped) costs at most a few wake-ups a second.
+_EXPIRY_MARGIN_SECONDS: Final = 0.25
 
 
 @dataclass(frozen=True)
@@ -90,6 +94,7 @@ class Dispatcher:
         self._wake = asyncio.Event()
         self._in_flight: dict[uuid.UUID, _InFlight] = {}
         self._calls: set[asyncio.Task[None]] = set()
+        self._next_expiry: asyncio.TimerHandle | None = None
 
     async def run(self) -> None:
         """Dispatch until cancelled; in-flight calls are abandoned and their leases left to expire."""
@@ -195,36 +200,75 @@ class Dispatcher:
         call.add_done_callback(self._calls.discard)
 
     async def _reap(self) -> None:
-        """Deal with every expired lease; stopping sent attempts on their nodes happens in the background."""
+        """Deal with every expired lease (taking sent attempts over happens in the background), then
+        wake up again when the next lease runs out, so a dead dispatcher's jobs wait no longer."""
         while True:
             async with self._pool.connection() as conn, conn.transaction():
                 lease = await reaper.lock_next_expired(conn)
                 if lease is None:
+                    self._wake_in(await leases.seconds_to_next_expiry(conn))
                     return
+                taken = None
                 if not lease.run_sent:
                     outcome = await reaper.requeue_unsent(conn, lease)
-                elif await reaper.fence(conn, lease, owner=self.owner, stop_seconds=self._stop_window()):
-                    outcome = "stopping"
-                    self._spawn(self._stop_expired(lease), f"dispatch-reap-{lease.job_id}")
                 else:
-                    outcome = None
+                    taken = await reaper.take_over(
+                        conn, lease, owner=self.owner, lease_seconds=self._settings.lease_seconds
+                    )
+                    outcome = "taking_over" if taken else None
+            if taken is not None:
+                self._spawn(self._take_over(taken), f"dispatch-takeover-{lease.job_id}")
             log.warning(
                 "job_lease_expired",
                 extra={"job_id": str(lease.job_id), "attempt": lease.attempt, "outcome": outcome},
             )
 
-    def _stop_window(self) -> float:
-        # Long enough for a cancel call's connect and reply deadlines, with room to spare.
-        return 2 * (self._settings.worker_connect_timeout_seconds + self._settings.worker_reply_timeout_seconds)
+    def _wake_in(self, seconds: float | None) -> None:
+        if self._next_expiry is not None:
+            self._next_expiry.cancel()
+        if seconds is not None and seconds < self._settings.safety_poll_seconds:
+            self._next_expiry = asyncio.get_running_loop().call_later(seconds + _EXPIRY_MARGIN_SECONDS, self.wake)
 
-    async def _stop_expired(self, lease: reaper.ExpiredLease) -> None:
-        """Stop a fenced attempt on its node (it may still run there), then fail it: it is never re-run."""
+    async def _take_over(self, taken: reaper.TakenOver) -> None:
+        """Ask the expired attempt's node what became of it: store its kept answer, adopt its run, or
+        queue it again; a node that is gone or does not say fails the job (it may have run)."""
+        lease = taken.lease
         async with self._pool.connection() as conn:
             nodes = {node.node_id: node for node in await self._nodes(conn)}
         node = nodes.get(lease.node_id) if lease.node_id else None
-        if node is not None:
-            await self._cancel_quietly(node, self._clients.for_node(node), lease.job_id)
-        reason: EndReason = "lease_expired" if node is not None else "node_lost"
+        if node is None:
+            await self._fail_taken_over(lease, "node_lost")
+            return
+        job = taken.on(node)
+        client = self._clients.for_node(node)
+        try:
+            state = await client.job_state(node, str(job.job_id))
+        except WorkerCallError as exc:
+            log.warning("job_takeover_unanswered", extra={"job_id": str(job.job_id), "error": str(exc)})
+            await self._cancel_quietly(node, client, job.job_id)
+            await self._fail_taken_over(lease, "lease_expired")
+            return
+        log.info(
+            "job_taken_over",
+            extra={
+                "job_id": str(job.job_id),
+                "attempt": job.attempt,
+                "node_slug": node.node_slug,
+                "found": state.state,
+            },
+        )
+        if state.result is not None:
+            await self._store(job, state.result)
+            await self._ack_quietly(job, client)
+        elif state.state == "running":
+            self._in_flight[job.job_id] = _InFlight(job, client)
+            await self._run(job, client)  # the node joins this call to the run under way
+        else:
+            async with self._pool.connection() as conn, conn.transaction():
+                outcome = await reaper.rerun_unknown(conn, lease)
+            self._log_end(job, outcome or "discarded", reason="lease_expired")
+
+    async def _fail_taken_over(self, lease: reaper.ExpiredLease, reason: EndReason) -> None:
         async with self._pool.connection() as conn, conn.transaction():
             failed = await reaper.fail_sent(conn, lease, reason)
         log.warning(
@@ -272,6 +316,7 @@ class Dispatcher:
                 await self._fail(job, str(exc), exc.reason)
             return
         await self._store(job, response)
+        await self._ack_quietly(job, client)
 
     async def _run_watched(self, job: ClaimedJob, client: WorkerClient, request: RunJobRequest) -> RunJobResponse:
         """The node's answer; a node that stops answering health checks for a lease loses the job."""
@@ -361,7 +406,10 @@ class Dispatcher:
                 log.warning("job_lease_renew_failed", extra={"job_id": str(job.job_id), "error": str(exc)})
                 continue
             if not held:
-                await self._stop_on_node(job, client, "lease_lost")
+                async with self._pool.connection() as conn:
+                    adopted = await leases.taken_over_elsewhere(conn, job)
+                if not adopted:
+                    await self._stop_on_node(job, client, "lease_lost")
                 return
 
     async def _stop_on_node(self, job: ClaimedJob, client: WorkerClient, reason: str) -> None:
@@ -379,6 +427,21 @@ class Dispatcher:
             )
             return
         log.info("job_stop_sent", extra={"job_id": str(job_id), "node_slug": node.node_slug, "stopped": stopped})
+
+    async def _ack_quietly(self, job: ClaimedJob, client: WorkerClient) -> None:
+        """The answer is stored (or stale): the node may drop its copy. A failed ack only leaves the
+        copy there until the node's retention time."""
+        try:
+            await client.ack_job(job.node, str(job.job_id))
+        except Exception as exc:
+            log.warning(
+                "job_ack_failed",
+                extra={
+                    "job_id": str(job.job_id),
+                    "node_slug": job.node.node_slug,
+                    "error": f"{type(exc).__name__}: {exc}",
+                },
+            )
 
 
 async def _logging_crashes(work: Coroutine[Any, Any, None], name: str) -> None:

@@ -12,7 +12,7 @@ import asyncio
 import json
 import logging
 from http import HTTPStatus
-from typing import Final, Protocol
+from typing import Final, Protocol, TypeVar
 
 import httpx
 
@@ -21,6 +21,7 @@ from cynode.contracts.codec import PayloadError, decode, encode, to_json_object
 from cynode.contracts.job_output import JobOutputResponse, OutputStream
 from cynode.contracts.reasons import EndReason
 from cynode.contracts.worker import CancelJobResponse, RunJobRequest, RunJobResponse
+from cynode.contracts.worker_jobs import AckJobResponse, JobStateResponse
 from cynode.crypto import DecryptionError
 from cynode.dispatch.settings import DispatchSettings
 from cynode.http.problems import ProblemError
@@ -28,6 +29,8 @@ from cynode.nodes.dispatchable import DispatchableNode
 from cynode.tls import refused_certificate
 
 log = logging.getLogger(__name__)
+
+_Answer = TypeVar("_Answer", CancelJobResponse, JobStateResponse, AckJobResponse)
 
 RUN_JOB_PATH = "/v1/worker/jobs:run"
 HEALTH_PATH = "/healthz"
@@ -69,6 +72,14 @@ class WorkerClient(Protocol):
 
     async def answers(self, node: DispatchableNode) -> bool:
         """True when the node's Worker API answers a health check within the short deadline."""
+        ...
+
+    async def job_state(self, node: DispatchableNode, job_id: str) -> JobStateResponse:
+        """Whether the job runs on ``node``, finished there (with its kept result), or is unknown there."""
+        ...
+
+    async def ack_job(self, node: DispatchableNode, job_id: str) -> bool:
+        """Tell ``node`` the job's result is stored, so it drops its copy; False when it kept none."""
         ...
 
 
@@ -174,20 +185,31 @@ class HttpWorkerClient:
         except PayloadError as exc:
             raise _invalid("response", exc) from None
 
-    async def cancel_job(self, node: DispatchableNode, job_id: str) -> bool:
+    async def _short_call(self, node: DispatchableNode, method: str, path: str, answer: type[_Answer]) -> _Answer:
+        """A call that must answer within ``worker_reply_timeout_seconds``, decoded as ``answer``."""
         status, content = await self._send(
-            node,
-            "POST",
-            f"/v1/worker/jobs/{job_id}:cancel",
-            None,
-            read_timeout=self._settings.worker_reply_timeout_seconds,
+            node, method, path, None, read_timeout=self._settings.worker_reply_timeout_seconds
         )
         if status != HTTPStatus.OK:
             raise _refused(status, _problem_detail(content))
         try:
-            return decode(content, CancelJobResponse).canceled
+            return decode(content, answer)
         except PayloadError as exc:
-            raise _invalid("cancel response", exc) from None
+            raise _invalid(answer.payload_kind.replace("_", " "), exc) from None
+
+    async def cancel_job(self, node: DispatchableNode, job_id: str) -> bool:
+        return (await self._short_call(node, "POST", f"/v1/worker/jobs/{job_id}:cancel", CancelJobResponse)).canceled
+
+    async def job_state(self, node: DispatchableNode, job_id: str) -> JobStateResponse:
+        answer = await self._short_call(node, "GET", f"/v1/worker/jobs/{job_id}", JobStateResponse)
+        if answer.job_id != job_id or (answer.result is not None and answer.result.job_id != job_id):
+            raise _invalid("job state response", "it is about another job")
+        if answer.state == "finished" and answer.result is None:
+            raise _invalid("job state response", "a finished job came without its result")
+        return answer
+
+    async def ack_job(self, node: DispatchableNode, job_id: str) -> bool:
+        return (await self._short_call(node, "POST", f"/v1/worker/jobs/{job_id}:ack", AckJobResponse)).acknowledged
 
     async def job_output(
         self, node: DispatchableNode, job_id: str, stream: OutputStream, after: int
@@ -238,7 +260,11 @@ class InProcessWorkerClient:
         self._releases: set[asyncio.Task[None]] = set()
 
     def _authenticate(self, node: DispatchableNode) -> None:
-        self._service.authenticate(f"Bearer {_token(node)}")
+        """The Worker API's own token check; a refusal is a WorkerCallError like over HTTP."""
+        try:
+            self._service.authenticate(f"Bearer {_token(node)}")
+        except ProblemError as exc:
+            raise _refused(exc.status, exc.detail) from None
 
     async def run_job(self, node: DispatchableNode, request: RunJobRequest) -> RunJobResponse:
         try:
@@ -254,10 +280,7 @@ class InProcessWorkerClient:
         return _checked(response, request)
 
     async def cancel_job(self, node: DispatchableNode, job_id: str) -> bool:
-        try:
-            self._authenticate(node)
-        except ProblemError as exc:
-            raise _refused(exc.status, exc.detail) from None
+        self._authenticate(node)
         return self._service.cancel_job(job_id)
 
     async def job_output(
@@ -274,6 +297,14 @@ class InProcessWorkerClient:
     async def answers(self, node: DispatchableNode) -> bool:
         # This process is the node: while it dispatches, it answers.
         return True
+
+    async def job_state(self, node: DispatchableNode, job_id: str) -> JobStateResponse:
+        self._authenticate(node)
+        return await self._service.job_state(job_id)
+
+    async def ack_job(self, node: DispatchableNode, job_id: str) -> bool:
+        self._authenticate(node)
+        return (await self._service.ack_job(job_id)).acknowledged
 
 
 class WorkerClients:

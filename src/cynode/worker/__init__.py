@@ -1,4 +1,5 @@
-"""The Worker API of a node: authenticated ``jobs:run`` and job cancel over the sandbox executor.
+"""The Worker API of a node: authenticated ``jobs:run``, job cancel, job state and result ack over the
+sandbox executor; finished jobs' answers are kept (``kept_results``) until acknowledged.
 
 The node's composition root builds ``WorkerService.from_settings(sandbox_settings, state_dir=...,
 owner=<node slug>, max_request_bytes=<YAML worker_api.max_request_bytes>)``, awaits ``start()``,

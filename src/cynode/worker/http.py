@@ -1,5 +1,7 @@
-"""Worker API routes (port 12090): ``POST /v1/worker/jobs:run``, ``POST /v1/worker/jobs/{id}:cancel``
-and ``GET /v1/worker/jobs/{id}/output?stream=stdout|stderr&after=<byte offset>`` (a running job's
+"""Worker API routes (port 12090): ``POST /v1/worker/jobs:run`` and ``POST /v1/worker/jobs/{id}:cancel``;
+``GET /v1/worker/jobs/{id}`` (running, finished with its kept result, or unknown),
+``POST /v1/worker/jobs/{id}:ack`` (an orchestrator stored the result; the node drops its copy) and
+``GET /v1/worker/jobs/{id}/output?stream=stdout|stderr&after=<byte offset>`` (a running job's
 output so far).
 
 The chat route ``POST /v1/worker/inference/chat/completions`` lives in ``cynode.worker.inference_route``.
@@ -29,6 +31,7 @@ from cynode.worker.inference_route import inference_routes
 from cynode.worker.service import WorkerService
 
 CANCEL_ACTION = "cancel"
+ACK_ACTION = "ack"
 
 
 def worker_routes(service: WorkerService) -> Sequence[ControllerRouterHandler]:
@@ -42,9 +45,12 @@ def worker_routes(service: WorkerService) -> Sequence[ControllerRouterHandler]:
     # Litestar matches whole path segments, so "<job_id>:cancel" arrives as one parameter.
     @post("/v1/worker/jobs/{job_action:str}", status_code=HTTPStatus.OK)
     async def cancel_job(request: Request[Any, Any, Any], job_action: FromPath[str]) -> Response[bytes]:
-        """Kill the job's container; its pending jobs:run call answers ``failed``, exit_code -1."""
+        """``{id}:cancel`` kills the job's container (its pending jobs:run call answers ``failed``, exit_code
+        -1); ``{id}:ack`` drops the result the node kept for the job."""
         service.authenticate(request.headers.get("authorization"))
         job_id, _, action = job_action.rpartition(":")
+        if action == ACK_ACTION and job_id:
+            return json_response(await service.ack_job(job_id))
         if action != CANCEL_ACTION or not job_id:
             raise ProblemError(HTTPStatus.NOT_FOUND, "Not found")
         canceled = service.cancel_job(job_id)
@@ -58,7 +64,13 @@ def worker_routes(service: WorkerService) -> Sequence[ControllerRouterHandler]:
         stream, after = output_stream(query.get("stream")), byte_offset(query.get("after"))
         return json_response(await service.job_output(job_id, stream, after))
 
-    return [run_job, cancel_job, job_output]
+    @get("/v1/worker/jobs/{job_id:str}")
+    async def job_state(request: Request[Any, Any, Any], job_id: FromPath[str]) -> Response[bytes]:
+        """Running, finished (with the result kept until acked) or unknown to this node."""
+        service.authenticate(request.headers.get("authorization"))
+        return json_response(await service.job_state(job_id))
+
+    return [run_job, cancel_job, job_output, job_state]
 
 
 def create_worker_app(service: WorkerService) -> Litestar:

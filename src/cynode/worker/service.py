@@ -9,6 +9,11 @@ Jobs with ``sandbox.use_inference`` get a per-job inference proxy (``cynode.infe
 front of the node's backend, which the node manager hands over with ``set_inference`` once
 ``NodeInference.apply`` succeeded; without a running backend such jobs are refused with 400 (the
 orchestrator sends them only to nodes that report inference running).
+
+A job runs in a task of the worker's own, not in the request that asked for it: its answer is kept
+(``cynode.worker.kept_results``) before it is returned, so an orchestrator that lost the caller can
+ask for it (``job_state``) and acknowledge it (``ack_job``). A ``jobs:run`` for a job id that runs
+here or whose result is kept never starts a second container: it answers that same job's result.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from podman.errors import APIError
 from cynode.contracts.job_output import JobOutputResponse, OutputStream
 from cynode.contracts.problem import TYPE_UNAVAILABLE
 from cynode.contracts.worker import OutputReplacement, OutputTruncation, RunJobRequest, RunJobResponse
+from cynode.contracts.worker_jobs import AckJobResponse, JobStateResponse
 from cynode.http.problems import ProblemError
 from cynode.inference.node import NodeInference
 from cynode.inference.proxy import InferenceProxy
@@ -41,6 +47,7 @@ from cynode.sandbox import (
     JobInferenceProxy,
     JobSpec,
     PodmanService,
+    RunningJob,
     SandboxBusyError,
     SandboxExecutor,
     SandboxSettings,
@@ -48,6 +55,7 @@ from cynode.sandbox import (
 from cynode.sandbox.images import ImageSource
 from cynode.sandbox.output import storable_text, utf8_boundary
 from cynode.sandbox.profile import INFERENCE_SOCKET_PATH
+from cynode.worker.kept_results import KeptResults
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +96,8 @@ class WorkerService:
     """Runs Worker API requests against a ``SandboxExecutor``.
 
     ``podman`` is the API service the executor talks to; the worker starts and stops it.
-    ``max_request_bytes`` is the node YAML's ``worker_api.max_request_bytes``.
+    ``max_request_bytes`` is the node YAML's ``worker_api.max_request_bytes``; ``kept_results``
+    holds finished jobs' answers until an orchestrator acknowledges them.
     """
 
     def __init__(
@@ -96,10 +105,13 @@ class WorkerService:
         executor: SandboxExecutor,
         podman: PodmanService,
         *,
+        kept_results: KeptResults,
         max_request_bytes: int | None = None,
     ) -> None:
         self._executor = executor
         self._podman = podman
+        self._kept = kept_results
+        self._runs: dict[str, asyncio.Task[RunJobResponse]] = {}
         self._yaml_max_request_bytes = max_request_bytes
         self._config: AppliedConfig | None = None
         self._inference: NodeInference | None = None
@@ -119,9 +131,15 @@ class WorkerService:
         owner: str,
         max_request_bytes: int | None = None,
     ) -> WorkerService:
-        """A worker on this node's own podman service under ``state_dir`` (or ``settings.podman_socket``)."""
+        """A worker on this node's own podman service under ``state_dir`` (or ``settings.podman_socket``),
+        keeping results in ``state_dir/kept_results``."""
         podman = PodmanService(state_dir, socket_url=settings.podman_socket)
-        return cls(SandboxExecutor(settings, podman.url, owner=owner), podman, max_request_bytes=max_request_bytes)
+        return cls(
+            SandboxExecutor(settings, podman.url, owner=owner),
+            podman,
+            kept_results=KeptResults(state_dir / "kept_results"),
+            max_request_bytes=max_request_bytes,
+        )
 
     @property
     def settings(self) -> SandboxSettings:
@@ -149,9 +167,11 @@ class WorkerService:
 
     async def start(self) -> None:
         """Bring up the podman API, remove containers and job directories of an earlier run, and
-        check the runtime once."""
+        check the runtime once. Kept results survive; expired ones are dropped."""
         await run_sync(self._podman.start)
         await run_sync(self._executor.sweep_orphans)
+        if self._kept.directory.exists():
+            await run_sync(self._kept.prune)
         await self._runtime_problem(force=True)
 
     async def stop(self) -> None:
@@ -285,9 +305,11 @@ class WorkerService:
     async def run_job(self, request: RunJobRequest) -> RunJobResponse:
         """Run the job to its end and build the response; raises ProblemError for refusals.
 
-        A cancelled job (see ``cancel_job``) ends with status ``failed``, ``exit_code`` -1 and a
-        ``[cynode] job canceled`` note at the end of stderr: the response schema has no
-        ``canceled`` status, and the orchestrator records the task as canceled on its own side.
+        A job id that runs here already, or whose result is kept, is not started again: the call
+        waits for (or returns) that run's answer. A cancelled job (see ``cancel_job``) ends with
+        status ``failed``, ``exit_code`` -1 and a ``[cynode] job canceled`` note at the end of
+        stderr: the response schema has no ``canceled`` status, and the orchestrator records the
+        task as canceled on its own side.
         """
         if self.settings.mode == "disabled":
             raise ProblemError(
@@ -295,6 +317,9 @@ class WorkerService:
                 "sandbox execution is disabled on this node",
                 problem_type=TYPE_UNAVAILABLE,
             )
+        earlier = await self._earlier_run(request)
+        if earlier is not None:
+            return earlier
         spec = self._job_spec(request)
         try:
             job = self._executor.reserve(spec.job_id)
@@ -308,27 +333,68 @@ class WorkerService:
             raise ProblemError(HTTPStatus.CONFLICT, f"job {spec.job_id} is already running on this node") from None
         self._jobs_in_flight += 1
         self._idle.clear()
+        run = asyncio.create_task(self._run_and_keep(job, spec), name=f"worker-job-{spec.job_id}")
+        self._runs[spec.job_id] = run
+        # Shielded: a caller that goes away (its orchestrator died) leaves the job running.
+        return await asyncio.shield(run)
+
+    async def _earlier_run(self, request: RunJobRequest) -> RunJobResponse | None:
+        """The answer of this job id's run that is under way or kept here, if there is one."""
+        if request.job_id not in self._runs:
+            kept = await run_sync(self._kept.get, request.job_id)
+            if kept is not None:
+                log.info("job_run_replayed", extra={"job_id": request.job_id, "attempt": request.attempt})
+                return kept.response
+        running = self._runs.get(request.job_id)  # another call may have started it while the file was read
+        if running is None:
+            return None
+        log.info("job_run_joined", extra={"job_id": request.job_id, "attempt": request.attempt})
+        return await asyncio.shield(running)
+
+    async def _run_and_keep(self, job: RunningJob, spec: JobSpec) -> RunJobResponse:
         try:
             with job:
                 outcome = await run_sync(self._executor.run, job, spec, limiter=self._limiter)
+            response = RunJobResponse(
+                version=1,
+                task_id=spec.task_id,
+                job_id=spec.job_id,
+                status=outcome.status,
+                exit_code=outcome.exit_code,
+                stdout=outcome.stdout.text,
+                stderr=outcome.stderr.text,
+                started_at=outcome.started_at,
+                ended_at=outcome.ended_at,
+                truncated=OutputTruncation(stdout=outcome.stdout.truncated, stderr=outcome.stderr.truncated),
+                replaced=OutputReplacement(stdout=outcome.stdout.replaced, stderr=outcome.stderr.replaced),
+                reason=outcome.reason,
+            )
+            try:
+                # Kept before the run is forgotten, so the job is never both not running and not kept.
+                await run_sync(self._kept.keep, spec.attempt, response)
+            except OSError as exc:
+                log.error("job_result_not_kept", extra={"job_id": spec.job_id, "error": str(exc)})
+            return response
         finally:
+            del self._runs[spec.job_id]
             self._jobs_in_flight -= 1
             if not self._jobs_in_flight:
                 self._idle.set()
-        return RunJobResponse(
-            version=1,
-            task_id=spec.task_id,
-            job_id=spec.job_id,
-            status=outcome.status,
-            exit_code=outcome.exit_code,
-            stdout=outcome.stdout.text,
-            stderr=outcome.stderr.text,
-            started_at=outcome.started_at,
-            ended_at=outcome.ended_at,
-            truncated=OutputTruncation(stdout=outcome.stdout.truncated, stderr=outcome.stderr.truncated),
-            replaced=OutputReplacement(stdout=outcome.stdout.replaced, stderr=outcome.stderr.replaced),
-            reason=outcome.reason,
-        )
+
+    async def job_state(self, job_id: str) -> JobStateResponse:
+        """Whether ``job_id`` runs here, finished with a kept result, or is unknown to this node."""
+        if job_id in self._runs:
+            return JobStateResponse(version=1, job_id=job_id, state="running")
+        kept = await run_sync(self._kept.get, job_id)
+        if kept is None:
+            return JobStateResponse(version=1, job_id=job_id, state="unknown")
+        return JobStateResponse(version=1, job_id=job_id, state="finished", attempt=kept.attempt, result=kept.response)
+
+    async def ack_job(self, job_id: str) -> AckJobResponse:
+        """An orchestrator stored the job's result: drop the node's copy."""
+        acknowledged = await run_sync(self._kept.acknowledge, job_id)
+        log.info("job_result_acknowledged", extra={"job_id": job_id, "kept": acknowledged})
+        return AckJobResponse(version=1, job_id=job_id, acknowledged=acknowledged)
 
     async def job_output(self, job_id: str, stream: OutputStream, after: int) -> JobOutputResponse:
         """What the running job wrote to ``stream`` from byte ``after`` on; 404 unless it runs here
