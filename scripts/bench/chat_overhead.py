@@ -57,6 +57,7 @@ STREAM_QUESTION = "List twenty facts about the ocean."
 MAX_TOKENS = 16
 FIRST_TOKEN_TOKENS = 8
 READY_SECONDS = 180
+TOKEN_SECONDS = 24 * 3600
 
 T = TypeVar("T")
 
@@ -86,6 +87,8 @@ def start_serve(data_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
         "--node-config", str(node_yaml),
         "--set", f"gateway.port={gateway}", "--set", f"control_plane.port={control_plane}",
         "--set", f"worker_api.port={worker}",
+        # A run on a busy machine can outlast the default 15 minutes of one access token.
+        "--set", f"identity.access_token_ttl_seconds={TOKEN_SECONDS}",
     ]  # fmt: skip
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return process, f"http://127.0.0.1:{gateway}"
