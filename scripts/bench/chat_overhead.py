@@ -14,7 +14,14 @@ The direct request is exactly what the node sends its backend for that chat (the
 question/answer frame, temperature 0, a fixed seed), so both paths generate the same tokens. This is
 a measurement, not a test: it never fails on a slow result.
 
-Usage: .venv/bin/python scripts/bench/chat_overhead.py [--iterations N] [--streams N]
+On a shared machine one path can be unlucky for seconds at a time, so every comparison alternates
+which path goes first, and the streams are compared over several rounds after a warm-up round: each
+round runs both paths back to back, and the round's ratio compares what the machine just gave both.
+The stream question asks for a list, which the base model keeps writing until ``--stream-tokens``;
+tokens are counted from the first visible one on both paths (the node drops a leading blank token).
+
+Usage: .venv/bin/python scripts/bench/chat_overhead.py [--iterations N] [--streams N] [--rounds N]
+  [--stream-tokens N]
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import socket
 import statistics
 import subprocess
@@ -31,7 +39,7 @@ import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 from report import print_ratio
@@ -45,9 +53,14 @@ from cynode.inference.upstream import client_for, unix_socket_url
 
 ADMIN_PASSWORD = "bench-admin-password"  # noqa: S105 - a throwaway stack's password
 QUESTION = "Tell me about the history of Paris."
+# Answered with a long list by the base model: streams end at the token limit, not at a stop sequence.
+STREAM_QUESTION = "List twenty facts about the ocean."
 MAX_TOKENS = 16
-STREAM_TOKENS = 32
+FIRST_TOKEN_TOKENS = 8
 READY_SECONDS = 180
+TOKEN_SECONDS = 24 * 3600
+
+T = TypeVar("T")
 
 
 def free_port() -> int:
@@ -75,6 +88,8 @@ def start_serve(data_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
         "--node-config", str(node_yaml),
         "--set", f"gateway.port={gateway}", "--set", f"control_plane.port={control_plane}",
         "--set", f"worker_api.port={worker}",
+        # A run on a busy machine can outlast the default 15 minutes of one access token.
+        "--set", f"identity.access_token_ttl_seconds={TOKEN_SECONDS}",
     ]  # fmt: skip
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return process, f"http://127.0.0.1:{gateway}"
@@ -100,9 +115,9 @@ def wait_for_chat(gateway: str) -> str:
             time.sleep(0.5)
 
 
-def chat_body(max_tokens: int, stream: bool) -> dict[str, Any]:
+def chat_body(max_tokens: int, stream: bool, question: str = QUESTION) -> dict[str, Any]:
     return {
-        "messages": [{"role": "user", "content": QUESTION}],
+        "messages": [{"role": "user", "content": question}],
         "max_tokens": max_tokens,
         "temperature": 0,
         "seed": 1,
@@ -110,10 +125,10 @@ def chat_body(max_tokens: int, stream: bool) -> dict[str, Any]:
     }
 
 
-def backend_body(max_tokens: int, stream: bool) -> dict[str, Any]:
+def backend_body(max_tokens: int, stream: bool, question: str = QUESTION) -> dict[str, Any]:
     """What the node sends its backend for ``chat_body`` (the base model has no chat template)."""
     return {
-        "prompt": question_answer_prompt([ChatMessage(role="user", content=QUESTION)]),
+        "prompt": question_answer_prompt([ChatMessage(role="user", content=question)]),
         "stop": list(STOP_SEQUENCES),
         "max_tokens": max_tokens,
         "temperature": 0,
@@ -122,7 +137,7 @@ def backend_body(max_tokens: int, stream: bool) -> dict[str, Any]:
     }
 
 
-async def timed(call: Callable[[], Awaitable[Any]]) -> float:
+async def timed(call: Callable[[], Awaitable[object]]) -> float:
     started = time.perf_counter()
     await call()
     return time.perf_counter() - started
@@ -136,7 +151,7 @@ def event_text(data: str) -> str:
 
 
 async def first_token_and_tokens(client: httpx.AsyncClient, path: str, body: dict[str, Any]) -> tuple[float, int]:
-    """Seconds to the first event carrying text, and how many such events the stream had."""
+    """Seconds to the first event carrying visible text, and how many text events came from it on."""
     started = time.perf_counter()
     first: float | None = None
     tokens = 0
@@ -145,36 +160,52 @@ async def first_token_and_tokens(client: httpx.AsyncClient, path: str, body: dic
             raise SystemExit(f"{path} answered {response.status_code}: {(await response.aread())[:300]!r}")
         async for data in sse_data(response.aiter_lines()):
             text = event_text(data)
-            tokens += 1 if text else 0
             if first is None and text.strip():  # the first token a reader sees (not a bare space)
                 first = time.perf_counter() - started
+            tokens += 1 if text and first is not None else 0
     return (first if first is not None else time.perf_counter() - started), tokens
 
 
-async def bench(gateway_url: str, token: str, socket_path: Path, iterations: int, streams: int) -> None:
+async def alternating(first: Callable[[], Awaitable[T]], second: Callable[[], Awaitable[T]], turn: int) -> tuple[T, T]:
+    """Both results, ``first``'s first on even turns and ``second``'s first on odd ones."""
+    if turn % 2:
+        later = await second()
+        return await first(), later
+    earlier = await first()
+    return earlier, await second()
+
+
+async def bench(gateway_url: str, token: str, socket_path: Path, args: argparse.Namespace) -> None:
     headers = {"Authorization": f"Bearer {token}"}
+    iterations, streams = args.iterations, args.streams
     async with (
-        httpx.AsyncClient(base_url=gateway_url, headers=headers, timeout=120) as gateway,
-        client_for(unix_socket_url(str(socket_path)), timeout=120) as direct,
+        httpx.AsyncClient(base_url=gateway_url, headers=headers, timeout=300) as gateway,
+        client_for(unix_socket_url(str(socket_path)), timeout=300) as direct,
     ):
 
-        async def via_gateway() -> None:
-            response = await gateway.post("/v1/chat/completions", json=chat_body(MAX_TOKENS, False))
-            response.raise_for_status()
+        async def via_gateway() -> float:
+            return await timed(lambda: checked(gateway.post("/v1/chat/completions", json=chat_body(MAX_TOKENS, False))))
 
-        async def straight() -> None:
-            response = await direct.post("/v1/completions", json=backend_body(MAX_TOKENS, False))
-            response.raise_for_status()
+        async def straight() -> float:
+            return await timed(lambda: checked(direct.post("/v1/completions", json=backend_body(MAX_TOKENS, False))))
 
-        await via_gateway()
-        await straight()
+        async def gateway_first_token() -> float:
+            body = chat_body(FIRST_TOKEN_TOKENS, True)
+            return (await first_token_and_tokens(gateway, "/v1/chat/completions", body))[0]
+
+        async def direct_first_token() -> float:
+            return (await first_token_and_tokens(direct, "/v1/completions", backend_body(FIRST_TOKEN_TOKENS, True)))[0]
+
+        await alternating(via_gateway, straight, 0)
         gateway_times, direct_times = [], []
         gateway_ttft, direct_ttft = [], []
-        for _ in range(iterations):
-            gateway_times.append(await timed(via_gateway))
-            direct_times.append(await timed(straight))
-            gateway_ttft.append((await first_token_and_tokens(gateway, "/v1/chat/completions", chat_body(8, True)))[0])
-            direct_ttft.append((await first_token_and_tokens(direct, "/v1/completions", backend_body(8, True)))[0])
+        for turn in range(iterations):
+            gateway_time, direct_time = await alternating(via_gateway, straight, turn)
+            gateway_times.append(gateway_time)
+            direct_times.append(direct_time)
+            gateway_first, direct_first = await alternating(gateway_first_token, direct_first_token, turn)
+            gateway_ttft.append(gateway_first)
+            direct_ttft.append(direct_first)
 
         print(f"== {MAX_TOKENS}-token completion ==")
         ratio = print_ratio(iterations, ("through the gateway", gateway_times), ("straight to llama.cpp", direct_times))
@@ -186,41 +217,57 @@ async def bench(gateway_url: str, token: str, socket_path: Path, iterations: int
         added = (statistics.median(gateway_ttft) - statistics.median(direct_ttft)) * 1000
         print(f"added: {added:.1f} ms at the median (target <= 10 ms), ratio {ratio:.3f}")
 
-        async def concurrent(client: httpx.AsyncClient, path: str, body: dict[str, Any]) -> float:
+        print(f"== {streams} concurrent streams, up to {args.stream_tokens} tokens each ==")
+
+        async def rate(client: httpx.AsyncClient, path: str, body: dict[str, Any]) -> float:
             started = time.perf_counter()
             results = await asyncio.gather(*(first_token_and_tokens(client, path, body) for _ in range(streams)))
-            elapsed = time.perf_counter() - started
-            print(f"  {path}: {sum(tokens for _, tokens in results)} tokens in {elapsed:.2f} s")
-            return sum(tokens for _, tokens in results) / elapsed
+            return sum(tokens for _, tokens in results) / (time.perf_counter() - started)
 
-        gateway_rates, direct_rates = [], []
-        for _ in range(max(1, iterations // 5)):
-            gateway_rates.append(await concurrent(gateway, "/v1/chat/completions", chat_body(STREAM_TOKENS, True)))
-            direct_rates.append(await concurrent(direct, "/v1/completions", backend_body(STREAM_TOKENS, True)))
-        print(f"== {streams} concurrent streams ==")
+        async def gateway_rate() -> float:
+            return await rate(gateway, "/v1/chat/completions", chat_body(args.stream_tokens, True, STREAM_QUESTION))
+
+        async def direct_rate() -> float:
+            return await rate(direct, "/v1/completions", backend_body(args.stream_tokens, True, STREAM_QUESTION))
+
+        await alternating(gateway_rate, direct_rate, 0)  # warm-up: both prompts cached, connections open
+        gateway_rates, direct_rates, round_ratios = [], [], []
+        for turn in range(args.rounds):
+            gateway_round, direct_round = await alternating(gateway_rate, direct_rate, turn)
+            gateway_rates.append(gateway_round)
+            direct_rates.append(direct_round)
+            round_ratios.append(gateway_round / direct_round)
+            print(f"  round {turn + 1}: gateway {gateway_round:.1f}, direct {direct_round:.1f} tokens/s")
+        print(f"rounds:                {args.rounds} (after a warm-up round)")
         print(f"through the gateway:   median {statistics.median(gateway_rates):.1f} tokens/s")
         print(f"straight to llama.cpp: median {statistics.median(direct_rates):.1f} tokens/s")
-        rate_ratio = statistics.median(gateway_rates) / statistics.median(direct_rates)
-        print(f"gateway/direct: {rate_ratio:.3f} (target >= 0.95)")
+        print(f"gateway/direct: median of the rounds' ratios {statistics.median(round_ratios):.3f} (target >= 0.95)")
+
+
+async def checked(request: Awaitable[httpx.Response]) -> None:
+    (await request).raise_for_status()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--iterations", type=int, default=20)
     parser.add_argument("--streams", type=int, default=8)
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--stream-tokens", type=int, default=64)
     args = parser.parse_args()
-    if args.iterations < 1 or args.streams < 1:
-        parser.error("--iterations and --streams must be at least 1")
+    if min(args.iterations, args.streams, args.rounds, args.stream_tokens) < 1:
+        parser.error("--iterations, --streams, --rounds and --stream-tokens must be at least 1")
     data_dir = Path(tempfile.mkdtemp(prefix="cynode-bench-"))
     data_dir.chmod(0o755)  # the embedded PostgreSQL runs as its own user and must reach its directory
     process, gateway = start_serve(data_dir)
     try:
         token = wait_for_chat(gateway)
         socket_path = data_dir / "node" / "inference" / SOCKET_NAME
-        asyncio.run(bench(gateway, token, socket_path, args.iterations, args.streams))
+        asyncio.run(bench(gateway, token, socket_path, args))
     finally:
         process.terminate()
         process.wait(timeout=60)
+        shutil.rmtree(data_dir, ignore_errors=True)
 
 
 if __name__ == "__main__":

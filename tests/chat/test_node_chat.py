@@ -15,6 +15,7 @@ from cynode.inference.chat import EMPTY_ANSWER_ATTEMPTS, NodeChat
 from cynode.inference.errors import InferenceCallError
 from cynode.inference.framing import GgufError, has_chat_template, question_answer_prompt
 from cynode.inference.node import NodeInference
+from cynode.inference.settings import InferenceSettings
 from tests.fixtures.inference import FakeUpstream
 
 QUESTION = ChatCompletionRequest(
@@ -76,7 +77,28 @@ async def test_a_stream_starts_with_text_and_ends_with_usage(embedded_inference:
     assert chunks[0].content.strip(), "the stream never starts with a blank chunk"
     assert chunks[-1].choices[0].finish_reason in ("stop", "length")
     assert chunks[-1].usage is not None
+    assert chunks[-1].usage.prompt_tokens > 0, "the framed prompt is counted"
     assert chunks[-1].usage.completion_tokens >= len(chunks) - 1
+
+
+async def test_a_finished_stream_hands_its_turn_on_before_its_reader_takes_the_last_chunk(
+    fake_upstream: FakeUpstream,
+) -> None:
+    fake_upstream.reply = b'data: {"choices": [{"delta": {"content": "Paris"}}]}\n\ndata: [DONE]\n\n'
+    # One turn at the backend; a chat that cannot get it within the timeout is answered 503.
+    chat = NodeChat(lambda: fake_upstream.upstream, InferenceSettings(chat_timeout_seconds=10))
+    first = chat.stream(QUESTION)
+    second = chat.stream(QUESTION)
+    try:
+        assert (await anext(first)).content == "Paris"
+        last = await anext(first)  # the backend's answer is complete; this chunk waits for its reader
+        assert last.choices[0].finish_reason == "stop"
+        assert (await anext(second)).content == "Paris", "the second chat got the turn the first one finished with"
+    finally:
+        await first.aclose()
+        await second.aclose()
+        await chat.close()
+    assert len(fake_upstream.requests) == 2
 
 
 async def test_an_empty_answer_is_asked_again_then_reported(fake_upstream: FakeUpstream) -> None:

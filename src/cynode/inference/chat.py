@@ -203,7 +203,10 @@ class NodeChat:
     async def stream(self, request: ChatCompletionRequest) -> AsyncGenerator[ChatCompletionChunk, None]:
         """Chunks of the answer: a role chunk with the first text, text chunks, and a last chunk with
         ``finish_reason`` and ``usage``. Raises InferenceCallError before the first chunk when there
-        is no answer; closing the iterator early stops the backend's generation."""
+        is no answer; closing the iterator early stops the backend's generation.
+
+        The turn at the backend is handed on as soon as the backend's answer is complete, before the
+        last chunk waits for its reader: chats queued behind this one lose no time to the relay."""
         upstream = self._backend()
         call = _BackendCall.for_request(request, upstream, stream=True)
         completion_id, created = _completion_id(), int(time.time())
@@ -213,36 +216,45 @@ class NodeChat:
             choices = [ChunkChoice(delta=delta, finish_reason=finish_reason)]
             return ChatCompletionChunk(id=completion_id, created=created, model=model, choices=choices, usage=usage)
 
-        async with self._turn():
-            for attempt in range(1, EMPTY_ANSWER_ATTEMPTS + 1):
-                started = False
-                tokens = 0
-                usage: Usage | None = None
-                finish_reason: str | None = None
-                async for answer in self._stream_answers(upstream, call):
-                    usage = answer.usage or usage
-                    finish_reason = answer.finish_reason() or finish_reason
-                    text = answer.text()
-                    if not text:
-                        continue
-                    tokens += 1
-                    if not started:
-                        text = text.lstrip()
+        prompt_tokens: asyncio.Task[int] | None = None
+        try:
+            async with self._turn():
+                if call.prompt is not None:
+                    # A streamed completion reports no usage: the prompt is counted while it generates.
+                    prompt_tokens = asyncio.create_task(self._count_tokens(upstream, call.prompt))
+                for attempt in range(1, EMPTY_ANSWER_ATTEMPTS + 1):
+                    started = False
+                    tokens = 0
+                    usage: Usage | None = None
+                    finish_reason: str | None = None
+                    async for answer in self._stream_answers(upstream, call):
+                        usage = answer.usage or usage
+                        finish_reason = answer.finish_reason() or finish_reason
+                        text = answer.text()
                         if not text:
                             continue
-                        started = True
-                        yield chunk(Delta(role="assistant", content=text))
-                        continue
-                    yield chunk(Delta(content=text))
-                if started:
-                    if usage is None:
-                        usage = Usage(prompt_tokens=await self._count_tokens(upstream, call.prompt))
-                        usage.completion_tokens = tokens
-                    usage.total_tokens = usage.prompt_tokens + usage.completion_tokens
-                    yield chunk(Delta(), finish_reason or "stop", usage)
-                    return
-                log.warning("inference_empty_answer", extra={"attempt": attempt, "framed": call.prompt is not None})
-        raise _empty_answer()
+                        tokens += 1
+                        if not started:
+                            text = text.lstrip()
+                            if not text:
+                                continue
+                            started = True
+                            yield chunk(Delta(role="assistant", content=text))
+                            continue
+                        yield chunk(Delta(content=text))
+                    if started:
+                        break
+                    log.warning("inference_empty_answer", extra={"attempt": attempt, "framed": call.prompt is not None})
+                else:
+                    raise _empty_answer()
+            if usage is None:
+                usage = Usage(prompt_tokens=await prompt_tokens if prompt_tokens is not None else 0)
+                usage.completion_tokens = tokens
+            usage.total_tokens = usage.prompt_tokens + usage.completion_tokens
+            yield chunk(Delta(), finish_reason or "stop", usage)
+        finally:
+            if prompt_tokens is not None and not prompt_tokens.done():
+                prompt_tokens.cancel()
 
     async def _stream_answers(self, upstream: Upstream, call: _BackendCall) -> AsyncIterator[_BackendAnswer]:
         try:
@@ -259,10 +271,8 @@ class NodeChat:
         except httpx.HTTPError as exc:
             raise _unreachable(exc) from None
 
-    async def _count_tokens(self, upstream: Upstream, prompt: str | None) -> int:
+    async def _count_tokens(self, upstream: Upstream, prompt: str) -> int:
         """The framed prompt's token count from llama.cpp's tokenizer route; 0 when unknown."""
-        if prompt is None:
-            return 0
         try:
             response = await self._client(upstream).post("/extras/tokenize/count", json={"input": prompt})
             count = response.json().get("count") if response.status_code == HTTPStatus.OK else None
