@@ -8,6 +8,7 @@ from cynode.contracts.codec import Timestamp, VersionedPayload
 
 __all__ = [
     "CancelJobResponse",
+    "ImagePull",
     "NetworkPolicy",
     "OutputReplacement",
     "OutputTruncation",
@@ -83,6 +84,26 @@ class RunDiagnostics(msgspec.Struct, kw_only=True, omit_defaults=True):
     image: str | None = None
 
 
+class ImagePull(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """The job's image was missing on the node and was pulled before the job ran; never holds credentials.
+
+    Absent from a response whose image was already present.
+    """
+
+    image: str
+    """The reference the job named."""
+    registry: str
+    """The registry's host (and port) it came from."""
+    digest: str | None = None
+    """The manifest digest pulled (``sha256:...``), when podman's records say which one it was."""
+    layers: int
+    """Layer blobs podman reported copying (0 when it reported none)."""
+    size_bytes: int | None = None
+    """The pulled image's size in the node's image storage, as podman reports it."""
+    seconds: float
+    """Time spent pulling, every registry tried included."""
+
+
 class RunJobResponse(VersionedPayload, kw_only=True, omit_defaults=True):
     """Result of a jobs:run call; the orchestrator stores it as the job's result object."""
 
@@ -104,6 +125,8 @@ class RunJobResponse(VersionedPayload, kw_only=True, omit_defaults=True):
     """Why a job that did not complete ended (e.g. ``timeout``, ``disk_quota``, ``memory``, ``pids``)."""
     artifacts: list[dict[str, Any]] = []
     run_diagnostics: RunDiagnostics | None = None
+    image_pull: ImagePull | None = None
+    """Set when the job's image had to be pulled first (its stderr then starts with ``[cynode]`` pull notes)."""
 
 
 class CancelJobResponse(VersionedPayload, kw_only=True):

@@ -24,7 +24,7 @@ from podman.errors import APIError, ImageNotFound
 from cynode.contracts.nodes import InferenceBackend
 from cynode.inference.errors import InferenceStartError
 from cynode.inference.settings import InferenceSettings
-from cynode.sandbox.images import ImageSource
+from cynode.sandbox.images import ImagePullError, ImageSource
 
 log = logging.getLogger(__name__)
 
@@ -94,9 +94,10 @@ def _ensure_image(client: PodmanClient, image: str, images: ImageSource) -> None
         return
     log.info("ollama_image_pulling", extra={"image": image})
     if images.registries:
-        problem = images.pull(client, image)
-        if problem is not None:
-            raise InferenceStartError(f"cannot pull inference image {image}: {problem}")
+        try:
+            images.pull(client, image)
+        except ImagePullError as exc:
+            raise InferenceStartError(f"cannot pull inference image {image}: {exc}") from exc
         return
     try:
         client.images.pull(image)

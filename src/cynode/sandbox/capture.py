@@ -47,14 +47,22 @@ def frame_payloads(chunks: Iterable[bytes]) -> Iterator[bytes]:
 
 
 def read_stream(
-    client: PodmanClient, container_id: str, stream: Stream, limit: int, *, log_trimmed: bool = False
+    client: PodmanClient,
+    container_id: str,
+    stream: Stream,
+    limit: int,
+    *,
+    log_trimmed: bool = False,
+    preamble: bytes = b"",
 ) -> OutputCapture:
-    """Up to ``limit`` bytes of one stream of a container (empty when podman cannot say).
+    """Up to ``limit`` bytes of one stream of a container (empty when podman cannot say), after
+    ``preamble`` (the node's own lines ahead of it).
 
     ``log_trimmed``: conmon trimmed the log at its cap while the job ran. The log holds both
     streams, so either may have lost bytes, and the capture is reported truncated.
     """
     capture = OutputCapture(limit, dropped_earlier=log_trimmed)
+    capture.feed(preamble)
     params = {"follow": False, "stdout": stream == "stdout", "stderr": stream == "stderr"}
     try:
         response = client.api.get(f"/containers/{container_id}/logs", params=params, stream=True)

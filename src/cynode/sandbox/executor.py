@@ -13,6 +13,7 @@ All methods block; the Worker API calls them from worker threads.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import threading
 import uuid
@@ -25,9 +26,10 @@ from podman import PodmanClient
 from podman.errors import APIError, NotFound
 
 from cynode.contracts.reasons import EndReason
+from cynode.contracts.worker import ImagePull
 from cynode.sandbox.bounds import LogTrimWatch, PidsWatch, exit_reason
 from cynode.sandbox.capture import Stream, read_stream
-from cynode.sandbox.images import ImageSource
+from cynode.sandbox.images import ImagePullError, ImageSource
 from cynode.sandbox.job_dirs import JobDirectories, JobDirs
 from cynode.sandbox.output import CapturedOutput, OutputCapture
 from cynode.sandbox.profile import (
@@ -66,6 +68,8 @@ class JobOutcome:
     ended_at: datetime
     reason: EndReason | None = None
     """Why the job did not complete; None when it did."""
+    image_pull: ImagePull | None = None
+    """How its image was pulled; None when the image was present."""
 
 
 @dataclass(frozen=True)
@@ -126,11 +130,14 @@ class SandboxExecutor:
         job = self._slots.running(job_id)
         if job is None:
             return None
+        # The image pull's notes come first on stderr, before and after the container exists.
+        preamble = job.preamble if stream == "stderr" else b""
         capture = OutputCapture(self.settings.max_output_bytes)
+        capture.feed(preamble)
         container_id = job.container_id
         if container_id is not None:
             with self._client() as client:
-                capture = read_stream(client, container_id, stream, self.settings.max_output_bytes)
+                capture = read_stream(client, container_id, stream, self.settings.max_output_bytes, preamble=preamble)
         # Checked after the read: a container removed while it was read has finished first.
         return None if job.finished else capture
 
@@ -179,18 +186,19 @@ class SandboxExecutor:
         with self._client() as client, contextlib.ExitStack() as job_services:
             try:
                 missing = not client.images.exists(spec.image)
-                problem = self.images.pull(client, spec.image) if missing else None
-                if problem is not None:
-                    return self._not_run(started_at, self._missing_image(spec.image, problem), "image_pull_failed")
+                pulled = self.images.pull(client, spec.image, job.note) if missing else None
                 if spec.inference_proxy is not None and dirs.run is not None:
                     problem = self._serve_inference_proxy(job_services, spec.inference_proxy.serve, dirs)
                     if problem is not None:
                         return self._not_run(started_at, problem)
                 container = client.containers.create(**container_args(self.settings, spec, dirs, owner=self.owner))
+            except ImagePullError as exc:
+                return self._not_run(started_at, self._missing_image(spec.image, str(exc)), "image_pull_failed")
             except APIError as exc:
                 return self._not_run(started_at, f"container create failed: {exc.explanation or exc}")
             try:
-                return self._run_container(client, container, job, spec, dirs, started_at)
+                outcome = self._run_container(client, container, job, spec, dirs, started_at)
+                return dataclasses.replace(outcome, image_pull=pulled)
             finally:
                 self._remove(client, container.id)
 
@@ -221,7 +229,7 @@ class SandboxExecutor:
         if job.attach(container.id):
             ending = self._start_and_wait(client, container, job, spec, context)
         stop = job.finish()
-        outcome = self._outcome(client, container.id, stop, ending, dirs, started_at)
+        outcome = self._outcome(client, container.id, stop, ending, dirs, started_at, job.preamble)
         log.info(
             "sandbox_job_finished",
             extra={**context, "status": outcome.status, "exit_code": outcome.exit_code, "reason": outcome.reason},
@@ -275,12 +283,13 @@ class SandboxExecutor:
         ending: _Ending,
         dirs: JobDirs,
         started_at: datetime,
+        preamble: bytes,
     ) -> JobOutcome:
         limit = self.settings.max_output_bytes
         trimmed = ending.log_trimmed
         stdout = read_stream(client, container_id, "stdout", limit, log_trimmed=trimmed).result()
         note = ending.runtime_error + (_STOP_NOTES[stop] if stop else "")
-        stderr = read_stream(client, container_id, "stderr", limit, log_trimmed=trimmed).result(note)
+        stderr = read_stream(client, container_id, "stderr", limit, log_trimmed=trimmed, preamble=preamble).result(note)
         ended_at = _now()
         if stop == "timeout":
             return JobOutcome("timeout", NOT_RUN_EXIT_CODE, stdout, stderr, started_at, ended_at, "timeout")

@@ -38,6 +38,7 @@ class RunningJob:
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _container_id: str | None = None
     _finished: bool = False
+    _preamble: list[str] = field(default_factory=list)
     stop_reason: StopReason | None = None
 
     def __enter__(self) -> RunningJob:
@@ -75,6 +76,17 @@ class RunningJob:
         """True once its container stopped: what it wrote is final and goes out with its result."""
         with self._lock:
             return self._finished
+
+    def note(self, line: str) -> None:
+        """Add a ``[cynode]`` line to what precedes the job's own stderr (e.g. its image pull)."""
+        with self._lock:
+            self._preamble.append(f"[cynode] {line}\n")
+
+    @property
+    def preamble(self) -> bytes:
+        """The node's lines ahead of the job's stderr, live and in its result alike."""
+        with self._lock:
+            return "".join(self._preamble).encode()
 
     def attach(self, container_id: str) -> bool:
         """Record the container; False if the job was stopped before it existed."""

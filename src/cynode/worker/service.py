@@ -368,6 +368,7 @@ class WorkerService:
                 truncated=OutputTruncation(stdout=outcome.stdout.truncated, stderr=outcome.stderr.truncated),
                 replaced=OutputReplacement(stdout=outcome.stdout.replaced, stderr=outcome.stderr.replaced),
                 reason=outcome.reason,
+                image_pull=outcome.image_pull,
             )
             try:
                 # Kept before the run is forgotten, so the job is never both not running and not kept.
