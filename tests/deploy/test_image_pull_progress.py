@@ -5,6 +5,7 @@ a pull token never shows."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import uuid
 from collections.abc import Callable, Iterator
@@ -16,7 +17,12 @@ import pytest
 
 from cynode.sandbox.images import ImageSource, Registry
 from tests.fixtures.deploy import LocalRegistry, RegistryAccount
+from tests.fixtures.identity import ADMIN_HANDLE, ADMIN_PASSWORD
+from tests.fixtures.nodemanager import NodeDeployment
+from tests.fixtures.nodes import PSK_ENV
 from tests.fixtures.podman import RunningWorker, WorkerFactory
+from tests.fixtures.tasks import task_api
+from tests.tasks.test_live_logs import follow
 from tests.worker.test_api import AUTH, body, post_job, start_in_background
 from tests.worker.test_live_output import output_until
 
@@ -47,8 +53,10 @@ def pushed_image(tmp_path: Path, sandbox_image: str) -> Iterator[PushImage]:
 
     def push(registry: LocalRegistry, account: RegistryAccount | None = None) -> PushedImage:
         reference = registry.reference(f"pull-progress-{uuid.uuid4().hex[:10]}:1")
-        (tmp_path / "Containerfile").write_text(f"FROM {sandbox_image}\nLABEL cynode.test.image={reference}\n")
-        _podman("build", "--quiet", "--tag", reference, str(tmp_path))
+        context = tmp_path / f"image-{len(made)}"
+        context.mkdir()
+        (context / "Containerfile").write_text(f"FROM {sandbox_image}\nLABEL cynode.test.image={reference}\n")
+        _podman("build", "--quiet", "--tag", reference, str(context))
         made.append(reference)
         credentials = ["--creds", f"{account.username}:{account.token}"] if account else []
         _podman("push", "--tls-verify=false", *credentials, reference, f"docker://{reference}")
@@ -162,3 +170,41 @@ def test_a_failed_pull_reports_no_pull_and_keeps_its_reason(
     assert result["stderr"].startswith("image_pull_failed: "), result["stderr"]
     assert "image_pull" not in result
     assert wrong not in answer.text
+
+
+def test_a_task_whose_image_is_pulled_shows_the_pull_in_its_result_and_followed_logs_without_the_token(
+    node_deployment: NodeDeployment,
+    login_registry: LocalRegistry,
+    registry_account: RegistryAccount,
+    pushed_image: PushImage,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level("DEBUG")
+    image = pushed_image(login_registry, registry_account)
+    node_deployment.orchestrator = node_deployment.stack_factory(
+        "gateway,orchestrator",
+        env={**PSK_ENV, "CYNODE_ADMIN_PASSWORD": ADMIN_PASSWORD},
+        overrides={
+            "control_plane.port": node_deployment.control_plane_port,
+            "dispatch.sandbox_image": image.reference,
+            "nodes.sandbox.registries": [login_registry.url],
+            "nodes.sandbox.registry_token_files": {login_registry.url: str(registry_account.token_file)},
+        },
+    )
+    node_deployment.start_node()
+    node_deployment.wait_dispatchable(node_deployment.slugs[0])
+    tasks = task_api(node_deployment.control_plane, ADMIN_HANDLE, ADMIN_PASSWORD)
+
+    created = tasks.create("echo from the pulled image", input_mode="commands")
+    events = follow(tasks, created["id"])
+    result = tasks.get(f"/v1/tasks/{created['id']}/result")
+
+    assert events[-1] == {"event": "end", "status": "completed"}, events
+    job = result.json()["jobs"][0]["result"]
+    assert job["stdout"] == "from the pulled image\n"
+    assert (job["image_pull"]["image"], job["image_pull"]["digest"]) == (image.reference, image.digest)
+    followed_stderr = "".join(event["data"] for event in events if event["event"] == "stderr")
+    assert followed_stderr == job["stderr"]
+    assert followed_stderr.startswith(f"[cynode] pulling image {image.reference} from {login_registry.host}\n")
+    for shown in (json.dumps(events), result.text, caplog.text):
+        assert registry_account.token not in shown
