@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from cynode.sandbox.images import ImageSource, Registry
+from tests.fixtures.cli import Cli, log_in
 from tests.fixtures.deploy import LocalRegistry, RegistryAccount
 from tests.fixtures.identity import ADMIN_HANDLE, ADMIN_PASSWORD
 from tests.fixtures.nodemanager import NodeDeployment
@@ -177,6 +178,7 @@ def test_a_task_whose_image_is_pulled_shows_the_pull_in_its_result_and_followed_
     login_registry: LocalRegistry,
     registry_account: RegistryAccount,
     pushed_image: PushImage,
+    cli: Cli,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level("DEBUG")
@@ -198,6 +200,9 @@ def test_a_task_whose_image_is_pulled_shows_the_pull_in_its_result_and_followed_
     created = tasks.create("echo from the pulled image", input_mode="commands")
     events = follow(tasks, created["id"])
     result = tasks.get(f"/v1/tasks/{created['id']}/result")
+    assert log_in(cli, node_deployment.control_plane).exit_code == 0
+    shown_by_cli = cli("task", "result", created["id"])
+    shown_by_cli_json = cli("task", "result", created["id"], "--json")
 
     assert events[-1] == {"event": "end", "status": "completed"}, events
     job = result.json()["jobs"][0]["result"]
@@ -206,5 +211,7 @@ def test_a_task_whose_image_is_pulled_shows_the_pull_in_its_result_and_followed_
     followed_stderr = "".join(event["data"] for event in events if event["event"] == "stderr")
     assert followed_stderr == job["stderr"]
     assert followed_stderr.startswith(f"[cynode] pulling image {image.reference} from {login_registry.host}\n")
-    for shown in (json.dumps(events), result.text, caplog.text):
+    assert f"[cynode] pulled image {image.reference} from {login_registry.host}" in shown_by_cli.output
+    assert json.loads(shown_by_cli_json.stdout)["jobs"][0]["result"]["image_pull"] == job["image_pull"]
+    for shown in (json.dumps(events), result.text, shown_by_cli.output, shown_by_cli_json.output, caplog.text):
         assert registry_account.token not in shown
