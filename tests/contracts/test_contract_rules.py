@@ -4,6 +4,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
+import msgspec
 import pytest
 
 from cynode.contracts import codec
@@ -17,7 +18,7 @@ from cynode.contracts.problem import (
     problem_from_payload_error,
 )
 from cynode.contracts.tasks import CreateTaskRequest
-from cynode.contracts.worker import OutputTruncation, RunJobRequest, RunJobResponse, SandboxSpec
+from cynode.contracts.worker import ImagePull, OutputTruncation, RunJobRequest, RunJobResponse, SandboxSpec
 
 from .payload_examples import load_example
 
@@ -48,6 +49,16 @@ def test_zero_exit_code_empty_output_and_false_flags_are_all_on_the_wire() -> No
     assert wire["version"] == 1
     assert "artifacts" not in wire
     assert "run_diagnostics" not in wire
+    assert "image_pull" not in wire
+
+
+def test_an_image_pull_travels_with_a_response_and_its_unknown_parts_stay_out() -> None:
+    pulled = ImagePull(image="r:5000/app:1", registry="r:5000", layers=2, seconds=0.5)
+    wire = json.loads(codec.encode(msgspec.structs.replace(_successful_response(), image_pull=pulled)))
+
+    # Neither the digest nor the size is claimed when podman could not tell them.
+    assert wire["image_pull"] == {"image": "r:5000/app:1", "registry": "r:5000", "layers": 2, "seconds": 0.5}
+    assert codec.convert(wire, RunJobResponse).image_pull == pulled
 
 
 def test_response_without_exit_code_is_rejected() -> None:
