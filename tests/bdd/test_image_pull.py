@@ -68,15 +68,7 @@ def _last_result(world: dict[str, Any]) -> dict[str, Any]:
 
 @then("its result reports the image pulled from that registry with the registry's digest")
 def reports_the_pull(world: dict[str, Any], login_registry: LocalRegistry) -> None:
-    pulled = _last_result(world)["image_pull"]
-    image = world["image"]
-    assert (pulled["image"], pulled["registry"], pulled["digest"]) == (
-        image.reference,
-        login_registry.host,
-        image.digest,
-    )
-    assert pulled["layers"] >= 1
-    assert pulled["size_bytes"] > 0
+    world["image"].assert_pulled_in(_last_result(world), login_registry)
 
 
 @then("its stderr starts with the node's notes on pulling that image")

@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -35,6 +36,14 @@ class PushedImage:
     reference: str
     digest: str
     """What the registry answers for the reference's manifest (``Docker-Content-Digest``)."""
+
+    def assert_pulled_in(self, result: dict[str, Any], registry: LocalRegistry) -> None:
+        """``result`` (a job's) reports this image pulled from ``registry``, with the registry's digest."""
+        pulled = result["image_pull"]
+        assert (pulled["image"], pulled["registry"], pulled["digest"]) == (self.reference, registry.host, self.digest)
+        assert pulled["layers"] >= 1
+        assert pulled["size_bytes"] > 0
+        assert pulled["seconds"] >= 0
 
 
 PushImage = Callable[..., PushedImage]
@@ -90,15 +99,7 @@ def test_a_pulled_image_is_summed_up_in_the_result_and_a_second_job_pulls_nothin
     second = post_job(worker, body("echo ran", job_id="job-present", image=image.reference)).json()
 
     assert (first["status"], first["stdout"]) == ("completed", "ran\n"), first
-    pulled = first["image_pull"]
-    assert (pulled["image"], pulled["registry"], pulled["digest"]) == (
-        image.reference,
-        local_registry.host,
-        image.digest,
-    )
-    assert pulled["layers"] >= 1
-    assert pulled["size_bytes"] > 0
-    assert pulled["seconds"] >= 0
+    image.assert_pulled_in(first, local_registry)
     notes = first["stderr"].splitlines()
     assert notes[0] == f"[cynode] pulling image {image.reference} from {local_registry.host}"
     assert notes[-1].startswith(f"[cynode] pulled image {image.reference} from {local_registry.host} in ")
