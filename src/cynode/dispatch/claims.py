@@ -44,16 +44,17 @@ def dispatch_error_result(message: str, reason: EndReason) -> dict[str, Any]:
 
 
 # Fair share in one statement. ``candidate_nodes``: the given nodes with a free sandbox slot that
-# are not held. ``owners`` walks jobs_queued_owner_idx from one user to the next (a loose index
-# scan), so a claim reads one index entry per user with queued work, however long the queues are.
-# ``heads`` orders those users by how many jobs they have running, then by their oldest queued
-# job: one user's long queue never starves another user's job. ``job`` locks the first queued job
-# of the first user in that order (a materialized CTE is read back in the order it was written, and
-# the lateral lock runs only until one row is found) that no other claimer holds; ``node`` locks the counter row of
-# the least loaded node that can take it, and the lock re-checks the slot is still free against
-# the newest count, so two claimers never fill the same last slot. The counter rises by trigger.
+# are not held. Each job kind's queue (see sql/0011_queue_rank.sql: the rank is the owner's turn
+# in a round-robin over users) gives up its first job no other claimer holds, one step down
+# jobs_claim_idx; jobs that need inference only while a candidate node runs inference. ``job`` is
+# the lower ranked of the two (the other lock ends with the statement). ``node`` locks the counter
+# row of the least loaded node that can take it and that no other claimer is filling right now (so
+# concurrent claims spread over the nodes instead of queueing for one row); the lock re-checks the
+# slot is still free against the newest count, so two claimers never fill the same last slot. The
+# counter rises by trigger. The one row returned says whether a job was found, so a claim that
+# found a job but only nodes being filled by others can try again.
 _CLAIM = sql.SQL("""
-WITH RECURSIVE candidate_nodes AS (
+WITH candidate_nodes AS (
     SELECT offered.node_id, offered.slots, offered.inference, offered.position
     FROM unnest(%(node_ids)s::uuid[], %(slots)s::int[], %(inference)s::bool[])
         WITH ORDINALITY AS offered (node_id, slots, inference, position)
@@ -61,37 +62,19 @@ WITH RECURSIVE candidate_nodes AS (
     WHERE used.running < offered.slots AND offered.node_id NOT IN ({held})
 ), inference AS (
     SELECT EXISTS (SELECT 1 FROM candidate_nodes WHERE inference) AS available
-), owners AS (
-    (SELECT owner_id FROM jobs WHERE status = 'queued' ORDER BY owner_id LIMIT 1)
-    UNION ALL
-    SELECT (
-        SELECT j.owner_id FROM jobs j WHERE j.status = 'queued' AND j.owner_id > owners.owner_id
-        ORDER BY j.owner_id LIMIT 1
-    )
-    FROM owners WHERE owners.owner_id IS NOT NULL
-), heads AS MATERIALIZED (
-    SELECT owners.owner_id
-    FROM owners CROSS JOIN inference
-    CROSS JOIN LATERAL (
-        SELECT j.created_at, j.id FROM jobs j
-        WHERE j.status = 'queued' AND j.owner_id = owners.owner_id AND (NOT j.needs_inference OR inference.available)
-        ORDER BY j.created_at, j.id LIMIT 1
-    ) head
-    CROSS JOIN LATERAL (
-        SELECT count(*) AS jobs FROM jobs r WHERE r.status = 'running' AND r.owner_id = owners.owner_id
-    ) running
-    WHERE EXISTS (SELECT 1 FROM candidate_nodes)
-    ORDER BY running.jobs, head.created_at, head.id
+), plain_head AS (
+    SELECT id, needs_inference, queue_rank, created_at FROM jobs
+    WHERE status = 'queued' AND NOT needs_inference AND EXISTS (SELECT 1 FROM candidate_nodes)
+    ORDER BY queue_rank, created_at, id LIMIT 1
+    FOR UPDATE SKIP LOCKED
+), inference_head AS (
+    SELECT id, needs_inference, queue_rank, created_at FROM jobs
+    WHERE status = 'queued' AND needs_inference AND (SELECT available FROM inference)
+    ORDER BY queue_rank, created_at, id LIMIT 1
+    FOR UPDATE SKIP LOCKED
 ), job AS (
-    SELECT next.id, next.needs_inference
-    FROM heads CROSS JOIN inference
-    CROSS JOIN LATERAL (
-        SELECT j.id, j.needs_inference FROM jobs j
-        WHERE j.status = 'queued' AND j.owner_id = heads.owner_id AND (NOT j.needs_inference OR inference.available)
-        ORDER BY j.created_at, j.id LIMIT 1
-        FOR UPDATE SKIP LOCKED
-    ) next
-    LIMIT 1
+    SELECT id, needs_inference FROM (SELECT * FROM plain_head UNION ALL SELECT * FROM inference_head) heads
+    ORDER BY queue_rank, created_at, id LIMIT 1
 ), node AS (
     SELECT used.node_id
     FROM node_running_jobs used
@@ -100,7 +83,7 @@ WITH RECURSIVE candidate_nodes AS (
     WHERE used.running < candidate.slots AND (candidate.inference OR NOT job.needs_inference)
     ORDER BY used.running::float8 / candidate.slots, candidate.position
     LIMIT 1
-    FOR UPDATE OF used
+    FOR UPDATE OF used SKIP LOCKED
 ), claimed AS (
     UPDATE jobs
     SET status = 'running', attempt = attempt + 1, node_id = node.node_id,
@@ -115,7 +98,9 @@ WITH RECURSIVE candidate_nodes AS (
     UPDATE tasks SET status = 'running', updated_at = now()
     FROM claimed WHERE tasks.id = claimed.task_id AND tasks.status = 'queued'
 )
-SELECT id, task_id, attempt, lease_id, node_id, payload FROM claimed
+SELECT claimed.id, claimed.task_id, claimed.attempt, claimed.lease_id, claimed.node_id, claimed.payload,
+       EXISTS (SELECT 1 FROM job) AS job_found
+FROM (SELECT) AS one LEFT JOIN claimed ON true
 """).format(held=HELD_NODE_IDS)
 
 
@@ -131,19 +116,23 @@ async def claim_next(
     offered = {node.node_id: node for node in nodes if node.sandbox_max_concurrency > 0}
     if not offered:
         return None
-    cursor = await conn.execute(
-        _CLAIM,
-        {
-            "node_ids": list(offered),
-            "slots": [node.sandbox_max_concurrency for node in offered.values()],
-            "inference": [node.inference_running for node in offered.values()],
-            "owner": owner,
-            "lease": lease_seconds,
-        },
-    )
-    claimed = await cursor.fetchone()
-    if claimed is None:
-        return None
+    params = {
+        "node_ids": list(offered),
+        "slots": [node.sandbox_max_concurrency for node in offered.values()],
+        "inference": [node.inference_running for node in offered.values()],
+        "owner": owner,
+        "lease": lease_seconds,
+    }
+    while True:
+        cursor = await conn.execute(_CLAIM, params)
+        claimed = await cursor.fetchone()
+        assert claimed is not None  # the statement always answers one row
+        if claimed["id"] is not None:
+            break
+        if not claimed["job_found"]:
+            return None
+        # Every node with a free slot was being filled by another claimer. Their claims end in
+        # moments; then either a slot is left or the counts say there is none.
     return ClaimedJob(
         job_id=claimed["id"],
         task_id=claimed["task_id"],
