@@ -9,7 +9,7 @@ from collections import Counter
 from cynode.contracts.tasks import CreateTaskRequest
 from cynode.dispatch import claims
 from cynode.dispatch.claims import ClaimedJob
-from cynode.dispatch.runner import NodesSource
+from cynode.dispatch.runner import CLAIM_BATCH, NodesSource
 from cynode.nodes.dispatchable import DispatchableNode
 from tests.dispatch.test_fair_share import another_user
 from tests.fixtures.tasks import DispatchWorld
@@ -26,10 +26,10 @@ async def claim_until_none(world: DispatchWorld, nodes: list[DispatchableNode], 
     claimed = []
     while True:
         async with world.pool.connection() as conn:
-            job = await claims.claim_next(conn, nodes, owner=owner, lease_seconds=60)
-        if job is None:
+            jobs = await claims.claim_jobs(conn, nodes, owner=owner, lease_seconds=60, limit=CLAIM_BATCH)
+        if not jobs:
             return claimed
-        claimed.append(job)
+        claimed.extend(jobs)
 
 
 async def claim_concurrently(world: DispatchWorld) -> list[ClaimedJob]:
@@ -150,3 +150,85 @@ async def test_a_job_carries_its_tasks_owner_whatever_a_write_says(dispatch_worl
         await conn.execute("UPDATE jobs SET owner_id = %s WHERE task_id = %s", (other.id, task_id))
 
     assert (await dispatch_world.job(task_id))["owner_id"] == dispatch_world.user.id
+
+
+async def claim_once(world: DispatchWorld, nodes: list[DispatchableNode], limit: int) -> list[ClaimedJob]:
+    async with world.pool.connection() as conn:
+        return await claims.claim_jobs(conn, nodes, owner="one-claimer", lease_seconds=60, limit=limit)
+
+
+async def test_one_claim_fills_the_least_loaded_nodes_free_slots_up_to_the_limit(
+    dispatch_world: DispatchWorld,
+) -> None:
+    wide = await dispatch_world.node("wide", "http://127.0.0.1:9", "token-wide", max_concurrency=6)
+    narrow = await dispatch_world.node("narrow", "http://127.0.0.1:9", "token-narrow", max_concurrency=2)
+    tasks = [await dispatch_world.create(f"echo {n}") for n in range(20)]
+    # Offered wide first: of two equally loaded nodes, the one offered first is filled first.
+    nodes = sorted(await dispatchable(dispatch_world), key=lambda node: node.node_id != wide)
+
+    first = await claim_once(dispatch_world, nodes, limit=4)
+    second = await claim_once(dispatch_world, nodes, limit=4)
+    third = await claim_once(dispatch_world, nodes, limit=4)
+    fourth = await claim_once(dispatch_world, nodes, limit=4)
+
+    # Each claim goes to the emptiest node (by share of its slots) and takes what it has free.
+    assert [{job.node.node_id for job in batch} for batch in (first, second, third)] == [{wide}, {narrow}, {wide}]
+    assert [len(batch) for batch in (first, second, third, fourth)] == [4, 2, 2, 0]
+    assert [job.task_id for job in first + second + third] == tasks[:8]
+    kept, actual = await running_counts(dispatch_world)
+    assert kept == actual == {wide: 6, narrow: 2}
+
+
+async def test_a_claim_for_jobs_needing_inference_goes_to_a_node_running_inference(
+    dispatch_world: DispatchWorld,
+) -> None:
+    await dispatch_world.node("plain", "http://127.0.0.1:9", "token-plain", max_concurrency=4, inference_running=False)
+    inferring = await dispatch_world.node(
+        "inferring", "http://127.0.0.1:9", "token-inferring", max_concurrency=1, inference_running=True
+    )
+    prompt_task = await dispatch_world.create("echo $INFERENCE_PROXY_URL", use_inference=True)
+    nodes = await dispatchable(dispatch_world)
+
+    (job,) = await claim_once(dispatch_world, nodes, limit=4)
+    assert (job.task_id, job.node.node_id) == (prompt_task, inferring)
+    assert await claim_once(dispatch_world, nodes, limit=4) == []
+
+
+async def test_a_node_another_claimer_is_filling_is_left_to_it(dispatch_world: DispatchWorld) -> None:
+    busy = await dispatch_world.node("busy", "http://127.0.0.1:9", "token-busy", max_concurrency=4)
+    free = await dispatch_world.node("free", "http://127.0.0.1:9", "token-free", max_concurrency=4)
+    for n in range(3):
+        await dispatch_world.create(f"echo {n}")
+    nodes = await dispatchable(dispatch_world)
+
+    async with dispatch_world.pool.connection() as holder, holder.transaction():
+        await holder.execute("SELECT 1 FROM node_running_jobs WHERE node_id = %s FOR UPDATE", (busy,))
+        claimed = await claim_once(dispatch_world, nodes, limit=4)
+
+    assert {job.node.node_id for job in claimed} == {free}
+    assert len(claimed) == 3
+
+
+async def test_a_user_whose_old_jobs_all_ran_gets_no_head_start_over_a_newcomer(dispatch_world: DispatchWorld) -> None:
+    await dispatch_world.node("turns", "http://127.0.0.1:9", "token-turns", max_concurrency=20)
+    nodes = await dispatchable(dispatch_world)
+    for n in range(3):
+        await dispatch_world.create(f"echo old {n}")
+    for job in await claim_once(dispatch_world, nodes, limit=20):
+        async with dispatch_world.pool.connection() as conn:
+            assert await claims.finish_attempt(
+                conn, job.job_id, job.attempt, status="completed", result={"version": 1}, reason=None
+            )
+
+    # The queue is empty now. B, new, queues five; then A, whose turns went to jobs long done.
+    user_b = await another_user(dispatch_world, "user-b")
+    b_tasks = [
+        (await dispatch_world.tasks.create(user_b, CreateTaskRequest(prompt=f"echo b{n}", input_mode="commands"))).id
+        for n in range(5)
+    ]
+    a_task = await dispatch_world.create("echo a")
+
+    order = [job.task_id for job in await claim_once(dispatch_world, nodes, limit=20)]
+    # B's first job is the round being served, so A's next turn follows B's second: A neither
+    # waits behind all of B's queue nor jumps ahead of B's first.
+    assert order == [b_tasks[0], b_tasks[1], a_task, *b_tasks[2:]]

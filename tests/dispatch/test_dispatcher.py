@@ -197,8 +197,7 @@ async def test_expired_lease_is_requeued_and_the_stale_attempt_cannot_write(disp
         # An orchestrator claims the job and dies before its Worker API call.
         async with dispatch_world.pool.connection() as conn, conn.transaction():
             nodes = await NodesSource(dispatch_world.secret_box, 90)(conn)
-            stale = await claims.claim_next(conn, nodes, owner="dead-orchestrator", lease_seconds=1)
-        assert stale is not None
+            (stale,) = await claims.claim_jobs(conn, nodes, owner="dead-orchestrator", lease_seconds=1, limit=1)
         assert stale.attempt == 1
         assert (await dispatch_world.job(task_id))["task_status"] == "running"
 
@@ -227,7 +226,7 @@ async def test_expired_lease_on_the_last_attempt_fails_the_job(dispatch_world: D
         async with dispatch_world.pool.connection() as conn, conn.transaction():
             await conn.execute("UPDATE jobs SET max_attempts = 1 WHERE task_id = %s", (task_id,))
             nodes = await NodesSource(dispatch_world.secret_box, 90)(conn)
-            assert await claims.claim_next(conn, nodes, owner="dead-orchestrator", lease_seconds=0.5) is not None
+            assert await claims.claim_jobs(conn, nodes, owner="dead-orchestrator", lease_seconds=0.5, limit=1)
         dispatch_world.start(dispatch_world.dispatcher())
         job = await dispatch_world.wait_job(task_id)
     finally:

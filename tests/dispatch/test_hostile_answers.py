@@ -103,8 +103,7 @@ async def sent_by_a_dead_orchestrator(world: DispatchWorld) -> ClaimedJob:
     """The oldest queued job, claimed and sent by an orchestrator that then died (lease of 1 s)."""
     async with world.pool.connection() as conn, conn.transaction():
         nodes = await NodesSource(world.secret_box, 90)(conn)
-        sent = await claims.claim_next(conn, nodes, owner="dead-orchestrator", lease_seconds=1)
-        assert sent is not None
+        (sent,) = await claims.claim_jobs(conn, nodes, owner="dead-orchestrator", lease_seconds=1, limit=1)
         assert await claims.mark_run_sent(conn, sent)
     return sent
 

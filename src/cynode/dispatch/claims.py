@@ -43,47 +43,47 @@ def dispatch_error_result(message: str, reason: EndReason) -> dict[str, Any]:
     return {"version": 1, "status": "failed", "exit_code": -1, "error": message, "reason": reason}
 
 
-# Fair share in one statement. ``candidate_nodes``: the given nodes with a free sandbox slot that
-# are not held. Each job kind's queue (see sql/0011_queue_rank.sql: the rank is the owner's turn
-# in a round-robin over users) gives up its first job no other claimer holds, one step down
-# jobs_claim_idx; jobs that need inference only while a candidate node runs inference. ``job`` is
-# the lower ranked of the two (the other lock ends with the statement). ``node`` locks the counter
-# row of the least loaded node that can take it and that no other claimer is filling right now (so
-# concurrent claims spread over the nodes instead of queueing for one row); the lock re-checks the
-# slot is still free against the newest count, so two claimers never fill the same last slot. The
-# counter rises by trigger. The one row returned says whether a job was found, so a claim that
-# found a job but only nodes being filled by others can try again.
+# Fair share and a node's free slots in one statement. ``candidate_nodes``: the given nodes with a
+# free sandbox slot that are not held. ``node`` locks the counter row of the least loaded of them
+# that has work it can take and that no other claimer is filling right now (so concurrent claims
+# spread over the nodes instead of queueing for one row); the lock re-checks the free slots
+# against the newest count, so two claimers never fill the same slot. Each job kind's queue (see
+# sql/0011_queue_rank.sql: the rank is the owner's turn in a round-robin over users) gives up, one
+# step down jobs_claim_idx, its first jobs no other claimer holds, as many as the node has free
+# slots (up to ``limit``); jobs that need inference only for a node that runs inference. ``job``
+# keeps the lowest ranked of both (locks on the rest end with the statement). The counter rises by
+# trigger, once per claimed job.
 _CLAIM = sql.SQL("""
 WITH candidate_nodes AS (
     SELECT offered.node_id, offered.slots, offered.inference, offered.position
     FROM unnest(%(node_ids)s::uuid[], %(slots)s::int[], %(inference)s::bool[])
         WITH ORDINALITY AS offered (node_id, slots, inference, position)
-    JOIN node_running_jobs used ON used.node_id = offered.node_id
-    WHERE used.running < offered.slots AND offered.node_id NOT IN ({held})
-), inference AS (
-    SELECT EXISTS (SELECT 1 FROM candidate_nodes WHERE inference) AS available
-), plain_head AS (
-    SELECT id, needs_inference, queue_rank, created_at FROM jobs
-    WHERE status = 'queued' AND NOT needs_inference AND EXISTS (SELECT 1 FROM candidate_nodes)
-    ORDER BY queue_rank, created_at, id LIMIT 1
-    FOR UPDATE SKIP LOCKED
-), inference_head AS (
-    SELECT id, needs_inference, queue_rank, created_at FROM jobs
-    WHERE status = 'queued' AND needs_inference AND (SELECT available FROM inference)
-    ORDER BY queue_rank, created_at, id LIMIT 1
-    FOR UPDATE SKIP LOCKED
-), job AS (
-    SELECT id, needs_inference FROM (SELECT * FROM plain_head UNION ALL SELECT * FROM inference_head) heads
-    ORDER BY queue_rank, created_at, id LIMIT 1
+    WHERE offered.node_id NOT IN ({held})
+), waiting AS (
+    SELECT EXISTS (SELECT 1 FROM jobs WHERE status = 'queued' AND NOT needs_inference) AS plain,
+           EXISTS (SELECT 1 FROM jobs WHERE status = 'queued' AND needs_inference) AS inference
 ), node AS (
-    SELECT used.node_id
+    SELECT used.node_id, candidate.inference, least(candidate.slots - used.running, %(limit)s) AS free
     FROM node_running_jobs used
     JOIN candidate_nodes candidate ON candidate.node_id = used.node_id
-    CROSS JOIN job
-    WHERE used.running < candidate.slots AND (candidate.inference OR NOT job.needs_inference)
+    CROSS JOIN waiting
+    WHERE used.running < candidate.slots AND (waiting.plain OR (candidate.inference AND waiting.inference))
     ORDER BY used.running::float8 / candidate.slots, candidate.position
     LIMIT 1
     FOR UPDATE OF used SKIP LOCKED
+), plain_heads AS (
+    SELECT id, queue_rank, created_at FROM jobs
+    WHERE status = 'queued' AND NOT needs_inference
+    ORDER BY queue_rank, created_at, id LIMIT coalesce((SELECT free FROM node), 0)
+    FOR UPDATE SKIP LOCKED
+), inference_heads AS (
+    SELECT id, queue_rank, created_at FROM jobs
+    WHERE status = 'queued' AND needs_inference AND (SELECT inference FROM node)
+    ORDER BY queue_rank, created_at, id LIMIT coalesce((SELECT free FROM node), 0)
+    FOR UPDATE SKIP LOCKED
+), job AS (
+    SELECT id FROM (SELECT * FROM plain_heads UNION ALL SELECT * FROM inference_heads) heads
+    ORDER BY queue_rank, created_at, id LIMIT coalesce((SELECT free FROM node), 0)
 ), claimed AS (
     UPDATE jobs
     SET status = 'running', attempt = attempt + 1, node_id = node.node_id,
@@ -93,54 +93,53 @@ WITH candidate_nodes AS (
         run_sent_at = NULL, updated_at = now()
     FROM job, node
     WHERE jobs.id = job.id AND jobs.status = 'queued'
-    RETURNING jobs.id, jobs.task_id, jobs.attempt, jobs.lease_id, jobs.node_id, jobs.payload
+    RETURNING jobs.id, jobs.task_id, jobs.attempt, jobs.lease_id, jobs.node_id, jobs.payload,
+              jobs.queue_rank, jobs.created_at
 ), task AS (
     UPDATE tasks SET status = 'running', updated_at = now()
     FROM claimed WHERE tasks.id = claimed.task_id AND tasks.status = 'queued'
 )
-SELECT claimed.id, claimed.task_id, claimed.attempt, claimed.lease_id, claimed.node_id, claimed.payload,
-       EXISTS (SELECT 1 FROM job) AS job_found
-FROM (SELECT) AS one LEFT JOIN claimed ON true
+SELECT id, task_id, attempt, lease_id, node_id, payload FROM claimed ORDER BY queue_rank, created_at, id
 """).format(held=HELD_NODE_IDS)
 
 
-async def claim_next(
-    conn: Connection, nodes: list[DispatchableNode], *, owner: str, lease_seconds: float
-) -> ClaimedJob | None:
-    """Claim the next queued job, interleaving users (see ``_CLAIM``), for the least loaded of
-    ``nodes`` that has a free sandbox slot and is not held (``holds``); None when there is none.
+async def claim_jobs(
+    conn: Connection, nodes: list[DispatchableNode], *, owner: str, lease_seconds: float, limit: int
+) -> list[ClaimedJob]:
+    """Claim the next queued jobs in fair-share order (see ``_CLAIM``) for the least loaded of
+    ``nodes`` that has a free sandbox slot, is not held (``holds``) and is not being filled by
+    another claimer: as many as it has free slots, at most ``limit``, in claim order.
 
-    One statement, so it needs no transaction of its own. Jobs that need inference are skipped
-    while no such node runs inference; they stay queued.
+    Empty when no slot is free, no job waits that such a node can run, or every such node and job
+    is being claimed by someone else right now (that claimer goes on until it finds none). One
+    statement, so it needs no transaction of its own. Jobs that need inference stay queued while no
+    node with a free slot runs inference.
     """
     offered = {node.node_id: node for node in nodes if node.sandbox_max_concurrency > 0}
     if not offered:
-        return None
-    params = {
-        "node_ids": list(offered),
-        "slots": [node.sandbox_max_concurrency for node in offered.values()],
-        "inference": [node.inference_running for node in offered.values()],
-        "owner": owner,
-        "lease": lease_seconds,
-    }
-    while True:
-        cursor = await conn.execute(_CLAIM, params)
-        claimed = await cursor.fetchone()
-        assert claimed is not None  # the statement always answers one row
-        if claimed["id"] is not None:
-            break
-        if not claimed["job_found"]:
-            return None
-        # Every node with a free slot was being filled by another claimer. Their claims end in
-        # moments; then either a slot is left or the counts say there is none.
-    return ClaimedJob(
-        job_id=claimed["id"],
-        task_id=claimed["task_id"],
-        attempt=claimed["attempt"],
-        lease_id=claimed["lease_id"],
-        node=offered[claimed["node_id"]],
-        payload=claimed["payload"],
+        return []
+    cursor = await conn.execute(
+        _CLAIM,
+        {
+            "node_ids": list(offered),
+            "slots": [node.sandbox_max_concurrency for node in offered.values()],
+            "inference": [node.inference_running for node in offered.values()],
+            "owner": owner,
+            "lease": lease_seconds,
+            "limit": limit,
+        },
     )
+    return [
+        ClaimedJob(
+            job_id=claimed["id"],
+            task_id=claimed["task_id"],
+            attempt=claimed["attempt"],
+            lease_id=claimed["lease_id"],
+            node=offered[claimed["node_id"]],
+            payload=claimed["payload"],
+        )
+        for claimed in await cursor.fetchall()
+    ]
 
 
 def _followed_by_task(job_update: LiteralString) -> sql.Composed:
