@@ -80,6 +80,15 @@ def test_get_by_id_or_name(admin_tasks: TaskApi) -> None:
     assert_problem(admin_tasks.get(f"/v1/tasks/{uuid.uuid4()}"), HTTPStatus.NOT_FOUND)
 
 
+def test_an_id_wins_over_a_task_named_like_it(admin_tasks: TaskApi) -> None:
+    first = admin_tasks.create("echo first")
+    namesake = admin_tasks.create("echo namesake", task_name=first["id"])
+    assert namesake["task_name"] == first["id"]
+
+    assert admin_tasks.task(first["id"]) == first
+    assert admin_tasks.task(namesake["id"]) == namesake
+
+
 @pytest.mark.parametrize("suffix", ["", "/result", "/logs"])
 def test_another_users_task_is_not_found(admin_tasks: TaskApi, alice: TaskApi, suffix: str) -> None:
     created = admin_tasks.create("echo mine", task_name="admins-task")

@@ -182,11 +182,13 @@ async def find_task(conn: Connection, user_id: uuid.UUID, reference: str) -> Tas
         as_id: uuid.UUID | None = uuid.UUID(reference)
     except ValueError:
         as_id = None
+    # Two primary-key-like lookups, the id's first (an Append runs its branches in order and the
+    # LIMIT stops at the first row): an OR of both would scan every task of the user.
     cursor = await conn.execute(
         f"""
-        SELECT {_TASK_COLUMNS} FROM tasks t
-        WHERE t.created_by = %(user)s AND (t.task_name = %(ref)s OR t.id = %(id)s)
-        ORDER BY t.id IS NOT DISTINCT FROM %(id)s DESC
+        (SELECT {_TASK_COLUMNS} FROM tasks t WHERE t.id = %(id)s AND t.created_by = %(user)s)
+        UNION ALL
+        (SELECT {_TASK_COLUMNS} FROM tasks t WHERE t.created_by = %(user)s AND t.task_name = %(ref)s)
         LIMIT 1
         """,  # noqa: S608
         {"user": user_id, "ref": reference, "id": as_id},
