@@ -10,9 +10,10 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from cynode.db.migrations import apply_migrations, load_migrations
+from cynode.db.migrations import apply_migrations, load_migrations, migrations_dir
 
 CYNODE = [sys.executable, "-m", "cynode.cli"]
+QUEUE_RANK_VERSION = 11
 
 
 def _applied_versions(dsn: str) -> list[int]:
@@ -52,3 +53,53 @@ def test_badly_named_migration_file_is_refused(tmp_path: Path) -> None:
     (tmp_path / "1_oops.sql").write_text("SELECT 1;")
     with pytest.raises(ValueError, match=r"NNNN_name\.sql"):
         load_migrations(tmp_path)
+
+
+async def test_jobs_queued_before_the_queue_rank_keep_their_order_and_users_take_turns(
+    empty_dsn: str, tmp_path: Path
+) -> None:
+    before_ranks = tmp_path / "before"
+    before_ranks.mkdir()
+    for migration in migrations_dir().glob("*.sql"):
+        if int(migration.name.split("_", 1)[0]) < QUEUE_RANK_VERSION:
+            (before_ranks / migration.name).write_text(migration.read_text())
+    await apply_migrations(empty_dsn, before_ranks)
+    with psycopg.connect(empty_dsn, autocommit=True) as conn:
+        users = {}
+        for handle in ("ann", "bob"):
+            row = conn.execute("INSERT INTO users (handle) VALUES (%s) RETURNING id", (handle,)).fetchone()
+            assert row is not None
+            users[handle] = row[0]
+        for number, handle in enumerate(["ann", "ann", "bob", "ann"]):
+            conn.execute(
+                """
+                WITH task AS (
+                    INSERT INTO tasks (created_by, task_name, prompt, input_mode)
+                    VALUES (%s, %s, 'true', 'commands') RETURNING id
+                )
+                INSERT INTO jobs (task_id, payload) SELECT id, '{}' FROM task
+                """,
+                (users[handle], f"task-{number}"),
+            )
+
+    await apply_migrations(empty_dsn)
+
+    with psycopg.connect(empty_dsn, autocommit=True) as conn:
+        ranks = conn.execute(
+            "SELECT t.task_name, j.queue_rank FROM jobs j JOIN tasks t ON t.id = j.task_id ORDER BY t.task_name"
+        ).fetchall()
+        assert ranks == [("task-0", 0), ("task-1", 1), ("task-2", 0), ("task-3", 2)]
+        # Bob's next job takes his next turn; a newcomer joins the round being served.
+        conn.execute(
+            """
+            WITH task AS (
+                INSERT INTO tasks (created_by, task_name, prompt, input_mode)
+                VALUES (%s, 'task-4', 'true', 'commands') RETURNING id
+            )
+            INSERT INTO jobs (task_id, payload) SELECT id, '{}' FROM task
+            """,
+            (users["bob"],),
+        )
+        assert conn.execute(
+            "SELECT j.queue_rank FROM jobs j JOIN tasks t ON t.id = j.task_id WHERE t.task_name = 'task-4'"
+        ).fetchone() == (1,)
