@@ -103,7 +103,9 @@ class PidsWatch:
         except (OSError, ValueError):
             return  # "max": no limit to watch
         at_limit = 0
-        while not self._done.wait(_POLL_SECONDS):
+        # Read before the first wait: a job that has forks refused and ends at once leaves its
+        # cgroup (and the count) only moments after.
+        while True:
             try:
                 self.forks_refused = self.forks_refused or _failed_forks(self._events) > 0
                 stuck = self.forks_refused and int(self._current.read_text()) >= limit
@@ -112,6 +114,8 @@ class PidsWatch:
             at_limit = at_limit + 1 if stuck else 0
             if at_limit >= _POLLS_AT_LIMIT:
                 self._on_limit()
+                return
+            if self._done.wait(_POLL_SECONDS):
                 return
 
 
