@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -110,12 +111,12 @@ def test_a_long_poll_answers_when_the_dispatcher_stores_the_result(
     fake_node(listening, fake)
     task_id = admin_tasks.create("echo gated", input_mode="commands")["id"]
     pending = _long_poll(requests, admin_tasks, f"/v1/tasks/{task_id}{resource}")
-    reads.wait_for(task_id, 2)  # found the task, then read it again with its waiter in place
+    reads.wait_for(task_id, 1)  # read with its waiter in place
     assert not pending.done()
     release.set()
 
     assert _answer(pending)["status"] == "completed"
-    assert reads.counts[task_id] == 3  # one more read, on the notice, and no periodic re-reads
+    assert reads.counts[task_id] == 2  # one more read, on the notice, and no periodic re-reads
 
 
 def test_another_tasks_ending_does_not_wake_a_waiter(
@@ -126,17 +127,31 @@ def test_another_tasks_ending_does_not_wake_a_waiter(
     other_id = admin_tasks.create("echo ends", input_mode="commands")["id"]
     waiting = _long_poll(requests, admin_tasks, f"/v1/tasks/{waiting_id}")
     other = _long_poll(requests, admin_tasks, f"/v1/tasks/{other_id}")
-    reads.wait_for(waiting_id, 2)
-    reads.wait_for(other_id, 2)
+    reads.wait_for(waiting_id, 1)
+    reads.wait_for(other_id, 1)
 
     admin_tasks.cancel(other_id)
     assert _answer(other)["status"] == "canceled"  # its notice has been heard and handled
-    assert reads.counts[waiting_id] == 2
+    assert reads.counts[waiting_id] == 1
     assert not waiting.done()
 
     admin_tasks.cancel(waiting_id)
     assert _answer(waiting)["status"] == "canceled"
-    assert reads.counts[waiting_id] == 3
+    assert reads.counts[waiting_id] == 2
+
+
+@pytest.mark.parametrize("name", ["waits-by-name", str(uuid.uuid4())], ids=["name", "name-like-an-id"])
+def test_a_long_poll_by_name_is_woken_by_its_tasks_ending(
+    listening: RunningStack, admin_tasks: TaskApi, reads: Reads, requests: ThreadPoolExecutor, name: str
+) -> None:
+    created = admin_tasks.create("echo waits", input_mode="commands", task_name=name)
+    assert created["task_name"] == name != created["id"]
+    pending = _long_poll(requests, admin_tasks, f"/v1/tasks/{name}")
+    reads.wait_for(name, 2)  # the first read finds the task's id, the next one has its waiter in place
+
+    admin_tasks.cancel(created["id"])
+    assert _answer(pending)["status"] == "canceled"
+    assert reads.counts[name] == 3
 
 
 def test_a_waiter_polls_while_the_listener_is_down(
@@ -150,7 +165,7 @@ def test_a_waiter_polls_while_the_listener_is_down(
     monkeypatch.setattr(notices, "RETRY_SECONDS", NEVER_SECONDS)  # stays down once it drops
     task_id = admin_tasks.create("echo waits", input_mode="commands")["id"]
     pending = _long_poll(requests, admin_tasks, f"/v1/tasks/{task_id}")
-    reads.wait_for(task_id, 2)
+    reads.wait_for(task_id, 1)
 
     with psycopg.connect(fresh_dsn, autocommit=True) as conn:
         killed = conn.execute(

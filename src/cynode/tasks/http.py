@@ -85,7 +85,7 @@ def tasks_routes(ctx: OrchestratorContext, live: LiveOutput, endings: TaskEnding
         request: Request[Any, Any, Any], current_user: NamedDependency[CurrentUser], task_ref: FromPath[str]
     ) -> Response[bytes]:
         wait = parse_wait(request.query_params.get("wait"))
-        task = await wait_for_terminal(lambda: service.get(current_user, task_ref), endings, wait)
+        task = await wait_for_terminal(lambda: service.get(current_user, task_ref), endings, wait, task_ref)
         return json_response(task)
 
     @get("/v1/tasks/{task_ref:str}/result", dependencies=signed_in)
@@ -93,7 +93,7 @@ def tasks_routes(ctx: OrchestratorContext, live: LiveOutput, endings: TaskEnding
         request: Request[Any, Any, Any], current_user: NamedDependency[CurrentUser], task_ref: FromPath[str]
     ) -> Response[bytes]:
         wait = parse_wait(request.query_params.get("wait"))
-        result = await wait_for_terminal(lambda: service.result(current_user, task_ref), endings, wait)
+        result = await wait_for_terminal(lambda: service.result(current_user, task_ref), endings, wait, task_ref)
         return json_response(result)
 
     @get("/v1/tasks/{task_ref:str}/logs", dependencies=signed_in)

@@ -77,23 +77,39 @@ def parse_follow(value: str | None) -> bool:
 
 
 async def wait_for_terminal(
-    read: Callable[[], Awaitable[Snapshot]], endings: TaskEndings, wait_seconds: float
+    read: Callable[[], Awaitable[Snapshot]], endings: TaskEndings, wait_seconds: float, reference: str
 ) -> Snapshot:
-    """``read()`` until its status is terminal or ``wait_seconds`` have passed, again each time the
-    task may have ended."""
+    """``read()`` (the task ``reference`` names) until its status is terminal or ``wait_seconds``
+    have passed, again each time the task may have ended.
+
+    The waiter is in place before the read that decides to wait. A reference that is an id needs
+    no read before that; a name's id is known only after one.
+    """
     deadline = time.monotonic() + wait_seconds
-    snapshot = await read()
-    if snapshot.status in TERMINAL_TASK_STATUSES or wait_seconds <= 0:
-        return snapshot
-    # The first read only finds the task's id; the waiter is in place before the read that decides.
-    with endings.waiter(snapshot.task_id) as ended:
+    task_id = _as_id(reference)
+    if task_id is None or wait_seconds <= 0:
+        snapshot = await read()
+        if snapshot.status in TERMINAL_TASK_STATUSES or wait_seconds <= 0:
+            return snapshot
+        task_id = snapshot.task_id
+    with endings.waiter(task_id) as ended:
         while True:
             ended.clear()
             snapshot = await read()
             remaining = deadline - time.monotonic()
             if snapshot.status in TERMINAL_TASK_STATUSES or remaining <= 0:
                 return snapshot
+            if snapshot.task_id != task_id:
+                break  # a name that looks like an id: wait under the id of the task it names
             await _until_set(ended, min(endings.recheck_seconds, remaining))
+    return await wait_for_terminal(read, endings, remaining, str(snapshot.task_id))
+
+
+def _as_id(reference: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(reference)
+    except ValueError:
+        return None
 
 
 async def _until_set(event: asyncio.Event, seconds: float) -> None:
