@@ -41,6 +41,7 @@ from cynode.nodes.http import control_plane_routes
 from cynode.nodes.readiness import inference_path_problem
 from cynode.secrets import persistent_secret
 from cynode.settings import ListenSettings, Role, Settings, SettingsError
+from cynode.tasks.endings import TaskEndings
 from cynode.tasks.http import task_output_relay_routes, tasks_routes
 from cynode.tasks.live_output import LiveOutput
 from cynode.tls import ServerTls, TlsError, is_loopback
@@ -98,6 +99,8 @@ class Stack:
     node: NodeConfig | None = None
     worker: WorkerService | None = None
     chat: ChatApi | None = None
+    task_endings: TaskEndings = field(default_factory=TaskEndings)
+    """Wakes the task API's long-polls when a task ends (gateway role; its listener runs meanwhile)."""
     failure: BaseException | None = None
     """Why a background service died; set together with ``failed``."""
     failed: asyncio.Event = field(default_factory=asyncio.Event)
@@ -176,6 +179,7 @@ class Stack:
             self._spawn("identity_retention", run_identity_retention(self._context))
         if Role.GATEWAY in self.roles:
             self._spawn("identity_listener", self._context.auth_cache.listen(dsn_of(self._context.pool)))
+            self._spawn("task_endings_listener", self.task_endings.listen(dsn_of(self._context.pool)))
         if self.node is not None and self.worker is not None:
             worker_api = self.apps[Role.NODE]
             manager = run_node_manager(
@@ -292,7 +296,7 @@ class Stack:
         return build_app(
             route_handlers=[
                 *identity_routes(self._context),
-                *tasks_routes(self._context, live_output),
+                *tasks_routes(self._context, live_output, self.task_endings),
                 web_routes(self._context, self._orchestrator_readiness(), self._chat, live_output),
                 *self._chat.gateway_routes(),
                 *admin_routes(self._context),

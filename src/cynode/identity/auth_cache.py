@@ -19,8 +19,6 @@ change bumps a generation, and a row read before the bump is refused.
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import time
 from dataclasses import dataclass
 from typing import Any, Final
@@ -28,15 +26,13 @@ from uuid import UUID
 
 import psycopg
 
+from cynode.db import notices
 from cynode.identity.users import UserRow
-
-log = logging.getLogger(__name__)
 
 CHANNEL: Final = "cynode_identity"
 SESSION_TTL_SECONDS: Final = 5.0
 """A bound on staleness should a notification ever be lost (and on a session's time-based expiry)."""
 MAX_ENTRIES: Final = 10_000
-LISTEN_RETRY_SECONDS: Final = 1.0
 
 
 @dataclass(frozen=True)
@@ -119,24 +115,19 @@ class AuthCache:
 
     async def listen(self, conninfo: str) -> None:
         """Hear other processes' changes until cancelled; sessions are trusted only meanwhile."""
-        while True:
-            try:
-                conn = await psycopg.AsyncConnection.connect(conninfo, autocommit=True)
-            except psycopg.Error as exc:
-                log.warning("identity_listen_failed", extra={"error": str(exc)})
-                await asyncio.sleep(LISTEN_RETRY_SECONDS)
-                continue
-            try:
-                await conn.execute(f"LISTEN {CHANNEL}")
-                self.forget_sessions()  # whatever changed while nobody listened
-                self._listening = True
-                async for _ in conn.notifies():
-                    self.forget_sessions()
-            except psycopg.Error as exc:
-                log.warning("identity_listen_failed", extra={"error": str(exc)})
-            finally:
-                self._listening = False
-                self.forget_sessions()
-                # close() needs no lock, unlike leaving ``async with`` (a rollback) after a cancel.
-                await conn.close()
-            await asyncio.sleep(LISTEN_RETRY_SECONDS)
+        await notices.listen(
+            conninfo,
+            [CHANNEL],
+            self.forget_sessions,
+            on_up=self._start_trusting,
+            on_down=self._stop_trusting,
+            failure_event="identity_listen_failed",
+        )
+
+    def _start_trusting(self) -> None:
+        self.forget_sessions()  # whatever changed while nobody listened
+        self._listening = True
+
+    def _stop_trusting(self) -> None:
+        self._listening = False
+        self.forget_sessions()

@@ -30,6 +30,7 @@ from cynode.http.paging import refuse_offset
 from cynode.http.payloads import json_response, read_json
 from cynode.http.problems import ProblemError
 from cynode.identity.guard import CURRENT_USER, CurrentUser, current_user_provider
+from cynode.tasks.endings import TaskEndings
 from cynode.tasks.live_output import CONTROL_PLANE_TASKS_PATH, LiveOutput, Run
 from cynode.tasks.service import TaskService, parse_limit, parse_status, parse_stream
 from cynode.tasks.waiting import FOLLOW_MEDIA_TYPE, follow_logs, parse_follow, parse_wait, wait_for_terminal
@@ -54,7 +55,7 @@ def _run(job_id: str | None, attempt: str | None) -> Run | None:
     return run
 
 
-def tasks_routes(ctx: OrchestratorContext, live: LiveOutput) -> Sequence[ControllerRouterHandler]:
+def tasks_routes(ctx: OrchestratorContext, live: LiveOutput, endings: TaskEndings) -> Sequence[ControllerRouterHandler]:
     service = _task_service(ctx)
     signed_in = {CURRENT_USER: current_user_provider(ctx)}
 
@@ -84,7 +85,7 @@ def tasks_routes(ctx: OrchestratorContext, live: LiveOutput) -> Sequence[Control
         request: Request[Any, Any, Any], current_user: NamedDependency[CurrentUser], task_ref: FromPath[str]
     ) -> Response[bytes]:
         wait = parse_wait(request.query_params.get("wait"))
-        task = await wait_for_terminal(lambda: service.get(current_user, task_ref), lambda t: t.status, wait)
+        task = await wait_for_terminal(lambda: service.get(current_user, task_ref), endings, wait, task_ref)
         return json_response(task)
 
     @get("/v1/tasks/{task_ref:str}/result", dependencies=signed_in)
@@ -92,7 +93,7 @@ def tasks_routes(ctx: OrchestratorContext, live: LiveOutput) -> Sequence[Control
         request: Request[Any, Any, Any], current_user: NamedDependency[CurrentUser], task_ref: FromPath[str]
     ) -> Response[bytes]:
         wait = parse_wait(request.query_params.get("wait"))
-        result = await wait_for_terminal(lambda: service.result(current_user, task_ref), lambda r: r.status, wait)
+        result = await wait_for_terminal(lambda: service.result(current_user, task_ref), endings, wait, task_ref)
         return json_response(result)
 
     @get("/v1/tasks/{task_ref:str}/logs", dependencies=signed_in)
@@ -103,7 +104,8 @@ def tasks_routes(ctx: OrchestratorContext, live: LiveOutput) -> Sequence[Control
         if parse_follow(request.query_params.get("follow")):
             await service.get(current_user, task_ref)  # a 404 before the stream starts, not inside it
             reader = live.reader(request.headers.get("authorization", ""))
-            return Stream(follow_logs(service, reader, current_user, task_ref, stream), media_type=FOLLOW_MEDIA_TYPE)
+            events = follow_logs(service, endings, reader, current_user, task_ref, stream)
+            return Stream(events, media_type=FOLLOW_MEDIA_TYPE)
         return json_response(await service.logs(current_user, task_ref, stream))
 
     @post("/v1/tasks/{task_ref:str}/cancel", dependencies=signed_in, status_code=HTTPStatus.OK)

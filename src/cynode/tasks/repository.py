@@ -66,17 +66,28 @@ def _task(row: DictRow) -> TaskRow:
 
 
 async def ensure_default_project(conn: Connection, user_id: uuid.UUID) -> uuid.UUID:
-    """The user's default project (slug ``default-<user id>``), created on first use."""
+    """The user's default project (slug ``default-<user id>``), created on first use.
+
+    One statement finds it or creates it; a second is needed only when another transaction created
+    it at the same moment (this statement's snapshot cannot see that row, the next one's can).
+    """
     slug = f"default-{user_id}"
-    await conn.execute(
+    cursor = await conn.execute(
         """
-        INSERT INTO projects (slug, display_name, owner_id) VALUES (%s, %s, %s)
-        ON CONFLICT (slug) DO NOTHING
+        WITH existing AS (SELECT id FROM projects WHERE slug = %(slug)s), created AS (
+            INSERT INTO projects (slug, display_name, owner_id)
+            SELECT %(slug)s, %(name)s, %(owner)s WHERE NOT EXISTS (SELECT FROM existing)
+            ON CONFLICT (slug) DO NOTHING
+            RETURNING id
+        )
+        SELECT id FROM existing UNION ALL SELECT id FROM created
         """,
-        (slug, DEFAULT_PROJECT_NAME, user_id),
+        {"slug": slug, "name": DEFAULT_PROJECT_NAME, "owner": user_id},
     )
-    cursor = await conn.execute("SELECT id FROM projects WHERE slug = %s", (slug,))
     row = await cursor.fetchone()
+    if row is None:
+        cursor = await conn.execute("SELECT id FROM projects WHERE slug = %s", (slug,))
+        row = await cursor.fetchone()
     if row is None:
         raise LookupError(f"default project {slug} vanished")
     project_id: uuid.UUID = row["id"]
@@ -119,7 +130,7 @@ async def count_active_tasks(conn: Connection, user_id: uuid.UUID) -> int:
     return active
 
 
-async def insert_task(
+async def insert_task_with_job(
     conn: Connection,
     *,
     user_id: uuid.UUID,
@@ -127,19 +138,38 @@ async def insert_task(
     task_name: str,
     prompt: str,
     input_mode: str,
+    payload: dict[str, Any],
     use_inference: bool,
-) -> uuid.UUID:
+) -> tuple[TaskRow, uuid.UUID]:
+    """A queued task and its one job, in one statement: the task as stored (no attachments yet)
+    and the job's id. The job's triggers see the task: it is inserted first, in the same command."""
     cursor = await conn.execute(
         """
-        INSERT INTO tasks (created_by, project_id, task_name, prompt, input_mode, use_inference)
-        VALUES (%s, %s, %s, %s, %s, %s) RETURNING id
+        WITH t AS (
+            INSERT INTO tasks (created_by, project_id, task_name, prompt, input_mode, use_inference)
+            VALUES (%(user)s, %(project)s, %(name)s, %(prompt)s, %(input_mode)s, %(use_inference)s)
+            RETURNING id, status, task_name, prompt, summary, created_at, updated_at, reason
+        ), job AS (
+            INSERT INTO jobs (task_id, payload, needs_inference)
+            SELECT id, %(payload)s, %(use_inference)s FROM t
+            RETURNING id
+        )
+        SELECT t.*, '{}'::text[] AS attachments, job.id AS job_id FROM t, job
         """,
-        (user_id, project_id, task_name, prompt, input_mode, use_inference),
+        {
+            "user": user_id,
+            "project": project_id,
+            "name": task_name,
+            "prompt": prompt,
+            "input_mode": input_mode,
+            "use_inference": use_inference,
+            "payload": Jsonb(payload),
+        },
     )
     row = await cursor.fetchone()
     assert row is not None
-    task_id: uuid.UUID = row["id"]
-    return task_id
+    job_id: uuid.UUID = row.pop("job_id")
+    return _task(row), job_id
 
 
 async def insert_attachments(conn: Connection, task_id: uuid.UUID, paths: list[str]) -> None:
@@ -152,19 +182,6 @@ async def insert_attachments(conn: Connection, task_id: uuid.UUID, paths: list[s
             """,
             [(task_id, path) for path in paths],
         )
-
-
-async def insert_job(
-    conn: Connection, task_id: uuid.UUID, payload: dict[str, Any], *, needs_inference: bool
-) -> uuid.UUID:
-    cursor = await conn.execute(
-        "INSERT INTO jobs (task_id, payload, needs_inference) VALUES (%s, %s, %s) RETURNING id",
-        (task_id, Jsonb(payload), needs_inference),
-    )
-    row = await cursor.fetchone()
-    assert row is not None
-    job_id: uuid.UUID = row["id"]
-    return job_id
 
 
 async def get_task(conn: Connection, user_id: uuid.UUID, task_id: uuid.UUID) -> TaskRow | None:

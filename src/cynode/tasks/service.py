@@ -171,26 +171,26 @@ class TaskService:
                     await self._within_active_cap(conn, user)
                     project_id = await self._project(conn, user, request.project_id)
                     name = unique_name(base_name, await repository.names_like(conn, user.id, base_name))
-                    task_id = await repository.insert_task(
+                    created, job_id = await repository.insert_task_with_job(
                         conn,
                         user_id=user.id,
                         project_id=project_id,
                         task_name=name,
                         prompt=prompt,
                         input_mode=request.input_mode,
+                        payload=to_json_object(sandbox),
                         use_inference=sandbox.use_inference,
                     )
-                    await repository.insert_attachments(conn, task_id, attachments)
-                    job_id = await repository.insert_job(
-                        conn, task_id, to_json_object(sandbox), needs_inference=sandbox.use_inference
-                    )
-                    row = await repository.get_task(conn, user.id, task_id)
+                    row: TaskRow | None = created
+                    if attachments:
+                        await repository.insert_attachments(conn, created.id, attachments)
+                        row = await repository.get_task(conn, user.id, created.id)  # with them, as stored
             except UniqueViolation:
                 continue
             assert row is not None
             log.info(
                 "task_created",
-                extra={"task_id": str(task_id), "job_id": str(job_id), "input_mode": request.input_mode},
+                extra={"task_id": str(row.id), "job_id": str(job_id), "input_mode": request.input_mode},
             )
             return _task_response(row)
         raise ProblemError(HTTPStatus.CONFLICT, "Could not give the task a unique name; try again")
