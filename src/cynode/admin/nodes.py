@@ -2,7 +2,7 @@
 
 ``admin_state`` (sql/0008) is the operator's word and outlives re-registration: ``enabled`` nodes
 receive jobs; ``draining`` and ``disabled`` nodes get no new ones while their running jobs finish.
-The dispatcher learns of it through :func:`held_node_ids` (see :mod:`cynode.nodes.dispatchable`).
+The dispatcher reads it with the other dispatchability rules (:mod:`cynode.nodes.dispatchable`).
 State changes are conditional UPDATEs that report whether this call changed anything.
 """
 
@@ -36,12 +36,6 @@ _NODE_INVENTORY = """
 
 # A reference is a slug or the node's id; ids are compared as text so a slug never fails to cast.
 _BY_REFERENCE = "n.node_slug = %(ref)s OR n.id::text = lower(%(ref)s)"
-
-
-async def held_node_ids(conn: Connection) -> frozenset[uuid.UUID]:
-    """Nodes an operator has taken out of dispatch (draining or disabled)."""
-    cursor = await conn.execute("SELECT id FROM nodes WHERE admin_state <> 'enabled'")
-    return frozenset(row["id"] for row in await cursor.fetchall())
 
 
 def capability_summary(snapshot: dict[str, Any] | None) -> NodeCapabilitySummary | None:

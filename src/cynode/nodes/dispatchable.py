@@ -11,7 +11,6 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 
-from cynode.admin.nodes import held_node_ids
 from cynode.contracts.codec import PayloadError, convert
 from cynode.contracts.nodes import NodeCapabilityReport
 from cynode.crypto import SecretBox
@@ -59,9 +58,8 @@ async def dispatchable_nodes(
     """Every dispatchable node, ordered by slug. A node whose stored report no longer decodes (an
     older build's snapshot) is skipped until it reports again."""
     nodes = []
-    held = await held_node_ids(conn)
     for row in await repository.select_dispatchable(conn, heartbeat_grace_seconds):
-        if row.capability_snapshot is None or row.node_id in held:
+        if row.capability_snapshot is None:
             continue
         try:
             capability = convert(row.capability_snapshot, NodeCapabilityReport)

@@ -253,6 +253,7 @@ async def select_dispatchable(conn: Connection, heartbeat_grace_seconds: int) ->
             WHERE c.node_id = n.id ORDER BY c.created_at DESC, c.id DESC LIMIT 1
         ) latest ON true
         WHERE n.status = 'active'
+          AND n.admin_state = 'enabled'
           AND n.config_ack_status = 'applied'
           AND n.config_ack_version = n.config_version
           AND n.worker_api_target_url <> ''
