@@ -39,6 +39,7 @@ import psycopg
 from psycopg.conninfo import make_conninfo
 from report import print_ratio, private_database, sandbox_bench_arguments
 
+from cynode import eventloop
 from cynode.composition import Stack
 from cynode.settings import Role, load_settings
 
@@ -195,7 +196,7 @@ async def bench(modes: list[str], iterations: int, image: str, root: Path, dsn: 
 def main() -> None:
     args = sandbox_bench_arguments(__doc__, modes={"both": list(MODES), **{mode: [mode] for mode in MODES}})
     with private_database("dispatch") as (root, dsn):
-        asyncio.run(bench(args.mode, args.iterations, args.image, root, dsn))
+        eventloop.run(bench(args.mode, args.iterations, args.image, root, dsn))
 
 
 if __name__ == "__main__":

@@ -33,6 +33,7 @@ from typing import Any
 import httpx
 from report import private_database
 
+from cynode import eventloop
 from cynode.composition import Stack
 from cynode.http.server import ServedApp
 from cynode.sandbox import DEFAULT_SANDBOX_IMAGE, PodmanService, SandboxExecutor, SandboxSettings
@@ -196,7 +197,7 @@ async def bench(args: argparse.Namespace, root: Path, dsn: str) -> None:
 def main() -> None:
     args = arguments()
     with private_database("throughput") as (root, dsn):
-        asyncio.run(bench(args, root, dsn))
+        eventloop.run(bench(args, root, dsn))
 
 
 if __name__ == "__main__":

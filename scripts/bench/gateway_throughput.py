@@ -43,6 +43,7 @@ except ImportError:
     raise SystemExit("granian is not installed: .venv/bin/pip install -e '.[bench]'") from None
 from litestar import Litestar, get
 
+from cynode import eventloop
 from cynode.composition import Stack
 from cynode.http.server import ServedApp
 from cynode.settings import Role, load_settings
@@ -179,7 +180,7 @@ def arguments() -> argparse.Namespace:
 def main() -> None:
     args = arguments()
     with private_database("gateway") as (root, dsn):
-        asyncio.run(bench(args, root, dsn))
+        eventloop.run(bench(args, root, dsn))
 
 
 if __name__ == "__main__":

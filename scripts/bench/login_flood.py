@@ -23,6 +23,7 @@ from pathlib import Path
 import httpx
 from report import print_ratio, private_database
 
+from cynode import eventloop
 from cynode.composition import Stack
 from cynode.contracts.identity import LoginRequest
 from cynode.http.problems import ProblemError
@@ -95,7 +96,7 @@ def main() -> None:
     if min(args.iterations, args.flood, args.sources) < 1:
         parser.error("--iterations, --flood and --sources must be at least 1")
     with private_database("login") as (root, dsn):
-        asyncio.run(bench(args, root, dsn))
+        eventloop.run(bench(args, root, dsn))
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 
-from cynode import __version__
+from cynode import __version__, eventloop
 from cynode.client.admin_commands import admin_commands, user
 from cynode.client.chat import chat, models
 from cynode.client.commands import client_commands
@@ -103,7 +103,7 @@ def serve(roles: tuple[str, ...], node_config: Path | None, config: Path | None,
         raise click.BadParameter(str(exc), param_hint="--role") from exc
     settings = _load(config, _overrides(data_dir, database_url, node_config, log_level, assignments))
     try:
-        asyncio.run(_serve(Stack(settings, role_set)))
+        eventloop.run(_serve(Stack(settings, role_set)))
     except (PortInUseError, EmbeddedPostgresError, SettingsError) as exc:
         raise click.ClickException(str(exc)) from exc
 
