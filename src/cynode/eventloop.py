@@ -1,9 +1,10 @@
 """The event loop a serving cynode process runs on.
 
-uvloop rather than asyncio's default loop (the one uvicorn itself picks when it owns the loop): with
-every role's I/O (HTTP, PostgreSQL, the Worker API) on one loop, it served 7-30% more authenticated
-task reads per second in ``scripts/bench/gateway_throughput.py`` (runs on one 2-core machine). Benchmarks that run roles in their own process use it
-too, so they measure what ``cynode serve`` ships.
+uvloop rather than asyncio's default loop (the one uvicorn itself picks when it owns the loop):
+with every role's I/O (HTTP, PostgreSQL, the Worker API) on one loop, it served 7-30% more
+authenticated task reads per second in ``scripts/bench/gateway_throughput.py`` (runs on one 2-core
+machine). Benchmarks that run roles in their own process use it too, so they measure what
+``cynode serve`` ships.
 """
 
 from __future__ import annotations
