@@ -46,6 +46,7 @@ from cynode.contracts.codec import PayloadError, convert, to_json_object
 from cynode.contracts.reasons import EndReason
 from cynode.contracts.worker import RunJobRequest, RunJobResponse, SandboxSpec
 from cynode.crypto import SecretBox
+from cynode.db import notices
 from cynode.db.pool import Pool, dsn_of
 from cynode.dispatch import claims, holds, leases, reaper
 from cynode.dispatch.claims import ClaimedJob
@@ -120,30 +121,21 @@ class Dispatcher:
     # Wake-ups ----------------------------------------------------------------------------------
 
     async def _listen(self) -> None:
-        while True:
-            try:
-                conn = await psycopg.AsyncConnection.connect(dsn_of(self._pool), autocommit=True)
-            except psycopg.Error as exc:
-                log.warning("dispatch_listen_failed", extra={"error": str(exc)})
-                await asyncio.sleep(self._settings.safety_poll_seconds)
-                continue
-            try:
-                await self._relay_notifications(conn)
-            except psycopg.Error as exc:
-                log.warning("dispatch_listen_failed", extra={"error": str(exc)})
-            finally:
-                # close() needs no lock, unlike leaving ``async with`` (a rollback) after a cancel.
-                await conn.close()
+        await notices.listen(
+            dsn_of(self._pool),
+            [DISPATCH_CHANNEL, CANCEL_CHANNEL],
+            self._on_notice,
+            on_up=self.wake,  # whatever happened while nobody listened
+            on_down=lambda: None,  # the safety poll keeps the queue moving meanwhile
+            failure_event="dispatch_listen_failed",
+            retry_seconds=self._settings.safety_poll_seconds,
+        )
 
-    async def _relay_notifications(self, conn: psycopg.AsyncConnection[Any]) -> None:
-        await conn.execute(f"LISTEN {DISPATCH_CHANNEL}")
-        await conn.execute(f"LISTEN {CANCEL_CHANNEL}")
-        self.wake()  # whatever happened while nobody listened
-        async for notice in conn.notifies():
-            if notice.channel == CANCEL_CHANNEL:
-                self._on_canceled(notice.payload)
-            else:
-                self.wake()
+    def _on_notice(self, notice: psycopg.Notify) -> None:
+        if notice.channel == CANCEL_CHANNEL:
+            self._on_canceled(notice.payload)
+        else:
+            self.wake()
 
     def _on_canceled(self, payload: str) -> None:
         try:
