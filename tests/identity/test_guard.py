@@ -90,6 +90,7 @@ def test_forged_or_stale_access_tokens_are_refused(
 def test_admin_rights_follow_the_database_at_once(gateway: httpx.Client, admin_session: Session, db: Any) -> None:
     create_user(gateway, admin_session, "promoted")
     promoted = login(gateway, "promoted", "user-test-password")
+    assert gateway.get("/v1/users/me", headers=promoted.headers).status_code == 200  # now remembered
     assert assert_problem(gateway.post("/v1/users", json={}, headers=promoted.headers), 403)["detail"] == (
         "Admin required"
     )

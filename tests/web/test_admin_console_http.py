@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
 
 from cynode.composition import parse_roles
@@ -86,6 +87,19 @@ def test_a_non_admin_sees_no_admin_links_and_gets_403_everywhere(member: httpx.C
         refused = member.post(path, data={"csrf_token": token, "value": "x"})
         assert refused.status_code == 403
         assert "Admin required" in refused.text
+
+
+def test_a_demotion_made_by_hand_in_sql_holds_on_the_next_console_request(
+    console_stack: RunningStack, api_admin: Session, module_dsn: str
+) -> None:
+    create_user(console_stack.client(Role.GATEWAY), api_admin, "deputy", is_admin=True)
+    with console_client(console_stack) as deputy:
+        assert sign_in(deputy, "deputy", USER_PASSWORD).status_code == 303
+        assert deputy.get("/tasks").status_code == 200  # the session is now remembered by the gateway
+        assert deputy.get("/admin/users").status_code == 200
+        with psycopg.connect(module_dsn, autocommit=True) as conn:
+            conn.execute("UPDATE users SET is_admin = false WHERE handle = 'deputy'")
+        assert deputy.get("/admin/users").status_code == 403
 
 
 def test_the_admin_menu_links_every_admin_page(admin: httpx.Client) -> None:

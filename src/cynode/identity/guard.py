@@ -4,8 +4,10 @@ A request is authenticated when it carries ``Authorization: Bearer <access token
 signature, issuer, expiry and ``token_type`` verify, AND whose session (``sid``) is still live in
 the database AND whose user is active. ``is_admin`` and ``handle`` come from the database, not
 from the token. Both checks are remembered in :mod:`cynode.identity.auth_cache`, which forgets the
-sessions the moment anything about a user or a session changes, so logout, session revocation,
-disabling a user and a demotion still take effect immediately.
+sessions the moment anything about a user or a session changes: at once for a change this process
+commits, within the milliseconds a notification takes for one made elsewhere. Admin routes never
+trust the remembered session: they read it afresh, so a demotion holds on the very next admin
+request wherever it was made (even by hand in SQL).
 
 How another domain's routes use it: give the handler a parameter named ``current_user`` typed
 :class:`CurrentUser` and register the provider under that name, on the handler or on a Router::
@@ -92,10 +94,13 @@ class Authenticator:
         self._signer = signer
         self._cache = cache
 
-    async def authenticate(self, authorization: str | None) -> CurrentUser:
-        """The caller named by an ``Authorization`` header value; 401 problem when there is none."""
+    async def authenticate(self, authorization: str | None, *, fresh: bool = False) -> CurrentUser:
+        """The caller named by an ``Authorization`` header value; 401 problem when there is none.
+
+        ``fresh`` reads the session and user from the database even when they are remembered.
+        """
         token = self._verified(bearer_token(authorization))
-        user = self._cache.live_session(token.user_id, token.session_id)
+        user = None if fresh else self._cache.live_session(token.user_id, token.session_id)
         if user is None:
             generation = self._cache.generation
             async with self._pool.connection() as conn:
@@ -135,7 +140,7 @@ def admin_user_provider(ctx: OrchestratorContext) -> Provide:
     authenticator = Authenticator(ctx.pool, ctx.signer, ctx.auth_cache)
 
     async def provide_admin_user(request: Request[Any, Any, Any]) -> CurrentUser:
-        user = await authenticator.authenticate(request.headers.get("authorization"))
+        user = await authenticator.authenticate(request.headers.get("authorization"), fresh=True)
         if not user.is_admin:
             raise ProblemError(HTTPStatus.FORBIDDEN, ADMIN_REQUIRED)
         return user

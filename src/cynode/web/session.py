@@ -158,29 +158,30 @@ class BrowserSessions:
         self._renewals = renewals
         self._csrf = csrf
 
-    async def viewer(self, request: Request[Any, Any, Any], client: ClientInfo) -> Viewer:
+    async def viewer(self, request: Request[Any, Any, Any], client: ClientInfo, *, fresh: bool = False) -> Viewer:
+        """``fresh`` reads the session from the database even when this process remembers it."""
         pair = _split_cookie(request.cookies.get(SESSION_COOKIE))
         if pair is None:
             raise LoginRequired
         access_token, refresh_token = pair
         try:
-            user = await self._authenticator.authenticate(f"Bearer {access_token}")
+            user = await self._authenticator.authenticate(f"Bearer {access_token}", fresh=fresh)
         except ProblemError:
-            user, access_token = await self._renewed_user(request, refresh_token, client)
+            user, access_token = await self._renewed_user(request, refresh_token, client, fresh=fresh)
         return Viewer(user=user, csrf_token=self._csrf.for_session(user), access_token=access_token)
 
     async def admin(self, request: Request[Any, Any, Any], client: ClientInfo) -> Viewer:
-        viewer = await self.viewer(request, client)
+        viewer = await self.viewer(request, client, fresh=True)  # admin rights never come from memory
         if not viewer.is_admin:
             raise ProblemError(HTTPStatus.FORBIDDEN, ADMIN_REQUIRED)
         return viewer
 
     async def _renewed_user(
-        self, request: Request[Any, Any, Any], refresh_token: str, client: ClientInfo
+        self, request: Request[Any, Any, Any], refresh_token: str, client: ClientInfo, *, fresh: bool
     ) -> tuple[CurrentUser, str]:
         try:
             renewed = await self._renewals.renew(refresh_token, client)
-            user = await self._authenticator.authenticate(f"Bearer {renewed.access_token}")
+            user = await self._authenticator.authenticate(f"Bearer {renewed.access_token}", fresh=fresh)
         except ProblemError:
             raise LoginRequired from None
         # Whatever the page answers, the browser must get the new pair (see console_headers).
