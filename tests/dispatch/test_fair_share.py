@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from http import HTTPStatus
 from pathlib import Path
@@ -83,6 +84,21 @@ def test_one_users_long_queue_does_not_starve_another_users_job(
     assert set(started_by_ending) == {("completed", None), ("canceled", "canceled")}, endings
     assert started_by_ending[("canceled", "canceled")] >= 1, "no running job was canceled"
     wait_until(lambda: not containers_of(podman_service.url, slug), 60, "the canceled jobs' containers to go")
+
+
+async def test_racing_creates_never_pass_the_cap_and_never_share_a_name(dispatch_world: DispatchWorld) -> None:
+    capped = TaskService(dispatch_world.pool, DEFAULT_SANDBOX_IMAGE, max_active_tasks=3)
+    racer = await another_user(dispatch_world, "racer")
+    request = CreateTaskRequest(prompt="echo race", input_mode="commands", task_name="race")
+    outcomes = await asyncio.gather(*(capped.create(racer, request) for _ in range(6)), return_exceptions=True)
+    created = [outcome for outcome in outcomes if not isinstance(outcome, BaseException)]
+    refused = [outcome for outcome in outcomes if isinstance(outcome, ProblemError)]
+    assert sorted(task.task_name for task in created) == ["race", "race-2", "race-3"]
+    assert [problem.status for problem in refused] == [HTTPStatus.TOO_MANY_REQUESTS] * 3
+
+    uncapped = TaskService(dispatch_world.pool, DEFAULT_SANDBOX_IMAGE, max_active_tasks=None)
+    names = await asyncio.gather(*(uncapped.create(racer, request) for _ in range(5)))
+    assert sorted(task.task_name for task in names) == ["race-4", "race-5", "race-6", "race-7", "race-8"]
 
 
 async def test_a_user_over_the_cap_gets_429_with_retry_after_and_nothing_is_created(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from cynode.tasks.names import MAX_NAME_CHARS, name_from_prompt, normalize_name, unique_name
+from cynode.tasks.names import MAX_NAME_CHARS, name_from_prompt, normalize_name
 
 
 @pytest.mark.parametrize(
@@ -34,10 +34,3 @@ def test_name_from_prompt_takes_the_first_words() -> None:
     assert name_from_prompt("What is 2+2? Tell me in detail please") == "what-is-2-2-tell"
     assert name_from_prompt("echo hello world") == "echo-hello-world"
     assert name_from_prompt("$$$ ***") == "task"
-
-
-def test_unique_name_takes_the_smallest_free_suffix() -> None:
-    assert unique_name("deploy", set()) == "deploy"
-    assert unique_name("deploy", {"deploy"}) == "deploy-2"
-    assert unique_name("deploy", {"deploy", "deploy-2", "deploy-4"}) == "deploy-3"
-    assert unique_name("deploy", {"deploy", "deploy-docs"}) == "deploy-2"

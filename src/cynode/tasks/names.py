@@ -1,4 +1,5 @@
-"""Task names: lowercase words joined by single dashes, unique per user through ``-2``, ``-3`` suffixes.
+"""Task names: lowercase words joined by single dashes, unique per user through ``-2``, ``-3`` suffixes
+(the free suffix is found by :func:`cynode.tasks.repository.free_name`).
 
 A name the user gives is normalized; without one the name is made from the first words of the
 prompt. Names are how users refer to tasks besides their UUID (``GET /v1/tasks/{name}``).
@@ -8,10 +9,8 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Collection
 
 _NOT_NAME_CHARS = re.compile(r"[^a-z0-9]+")
-_SUFFIX = re.compile(r"^-([0-9]+)$")
 # Short enough to read in a listing and to leave room for a uniqueness suffix.
 MAX_NAME_CHARS = 60
 PROMPT_NAME_WORDS = 5
@@ -38,14 +37,3 @@ def name_from_prompt(prompt: str) -> str:
     """A default name: the prompt's first few words, normalized (``task`` when none remain)."""
     words = _NOT_NAME_CHARS.sub(" ", _ascii_lower(prompt)).split()
     return normalize_name(" ".join(words[:PROMPT_NAME_WORDS])) or FALLBACK_NAME
-
-
-def unique_name(base: str, taken: Collection[str]) -> str:
-    """``base`` if free, else ``base-N`` with the smallest N >= 2 not in ``taken``."""
-    if base not in taken:
-        return base
-    used = {int(match[1]) for name in taken if name.startswith(base) and (match := _SUFFIX.match(name[len(base) :]))}
-    suffix = 2
-    while suffix in used:
-        suffix += 1
-    return f"{base}-{suffix}"

@@ -9,16 +9,13 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from psycopg import AsyncConnection
 from psycopg.rows import DictRow
 from psycopg.types.json import Jsonb
 
 Connection = AsyncConnection[DictRow]
-
-ACTIVE_STATUSES = ("queued", "running")
-DEFAULT_PROJECT_NAME = "Default Project"
 
 
 @dataclass(frozen=True)
@@ -66,30 +63,10 @@ def _task(row: DictRow) -> TaskRow:
 
 
 async def ensure_default_project(conn: Connection, user_id: uuid.UUID) -> uuid.UUID:
-    """The user's default project (slug ``default-<user id>``), created on first use.
-
-    One statement finds it or creates it; a second is needed only when another transaction created
-    it at the same moment (this statement's snapshot cannot see that row, the next one's can).
-    """
-    slug = f"default-{user_id}"
-    cursor = await conn.execute(
-        """
-        WITH existing AS (SELECT id FROM projects WHERE slug = %(slug)s), created AS (
-            INSERT INTO projects (slug, display_name, owner_id)
-            SELECT %(slug)s, %(name)s, %(owner)s WHERE NOT EXISTS (SELECT FROM existing)
-            ON CONFLICT (slug) DO NOTHING
-            RETURNING id
-        )
-        SELECT id FROM existing UNION ALL SELECT id FROM created
-        """,
-        {"slug": slug, "name": DEFAULT_PROJECT_NAME, "owner": user_id},
-    )
+    """The user's default project (slug ``default-<user id>``), created on first use."""
+    cursor = await conn.execute("SELECT cynode_default_project(%s) AS id", (user_id,))
     row = await cursor.fetchone()
-    if row is None:
-        cursor = await conn.execute("SELECT id FROM projects WHERE slug = %s", (slug,))
-        row = await cursor.fetchone()
-    if row is None:
-        raise LookupError(f"default project {slug} vanished")
+    assert row is not None
     project_id: uuid.UUID = row["id"]
     return project_id
 
@@ -103,85 +80,61 @@ async def project_usable_by(conn: Connection, project_id: uuid.UUID, user_id: uu
     return await cursor.fetchone() is not None
 
 
-async def names_like(conn: Connection, user_id: uuid.UUID, base: str) -> set[str]:
-    """The user's task names that are ``base`` or ``base-<digits>``."""
-    cursor = await conn.execute(
-        """
-        SELECT task_name FROM tasks
-        WHERE created_by = %(user)s
-          AND (task_name = %(base)s
-               OR (starts_with(task_name, %(base)s || '-')
-                   AND substr(task_name, length(%(base)s) + 2) ~ '^[0-9]+$'))
-        """,
-        {"user": user_id, "base": base},
-    )
-    return {row["task_name"] for row in await cursor.fetchall()}
+@dataclass(frozen=True)
+class CreateRefused:
+    """Why :func:`create_task` created nothing; ``active`` counts the user's queued or running tasks
+    when the cap was checked."""
+
+    reason: Literal["cap_reached", "project_unusable"]
+    active: int | None
 
 
-async def count_active_tasks(conn: Connection, user_id: uuid.UUID) -> int:
-    """How many of the user's tasks are queued or running."""
-    cursor = await conn.execute(
-        "SELECT count(*) AS active FROM tasks WHERE created_by = %s AND status IN ('queued', 'running')",
-        (user_id,),
-    )
-    row = await cursor.fetchone()
-    assert row is not None
-    active: int = row["active"]
-    return active
-
-
-async def insert_task_with_job(
+async def create_task(
     conn: Connection,
     *,
     user_id: uuid.UUID,
-    project_id: uuid.UUID,
-    task_name: str,
+    project_id: uuid.UUID | None,
+    base_name: str,
     prompt: str,
     input_mode: str,
     payload: dict[str, Any],
     use_inference: bool,
-) -> tuple[TaskRow, uuid.UUID]:
-    """A queued task and its one job, in one statement: the task as stored (no attachments yet)
-    and the job's id. The job's triggers see the task: it is inserted first, in the same command."""
+    attachments: list[str],
+    max_active: int | None,
+) -> tuple[TaskRow, uuid.UUID] | CreateRefused:
+    """A queued task, its one job and its attachments, in one round trip (``sql/0013_task_create.sql``):
+    the task as stored and the job's id, or why nothing was created.
+
+    ``project_id`` None is the user's default project; the name is ``base_name`` or the smallest
+    free ``base_name-N``; ``max_active`` None means no cap. Raises ``UniqueViolation`` when a racing
+    create of the same user took the name first.
+    """
     cursor = await conn.execute(
         """
-        WITH t AS (
-            INSERT INTO tasks (created_by, project_id, task_name, prompt, input_mode, use_inference)
-            VALUES (%(user)s, %(project)s, %(name)s, %(prompt)s, %(input_mode)s, %(use_inference)s)
-            RETURNING id, status, task_name, prompt, summary, created_at, updated_at, reason
-        ), job AS (
-            INSERT INTO jobs (task_id, payload, needs_inference)
-            SELECT id, %(payload)s, %(use_inference)s FROM t
-            RETURNING id
+        SELECT * FROM cynode_create_task(
+            %(user)s, %(project)s::uuid, %(name)s, %(prompt)s, %(input_mode)s, %(payload)s, %(use_inference)s,
+            %(attachments)s::text[], %(max_active)s::integer
         )
-        SELECT t.*, '{}'::text[] AS attachments, job.id AS job_id FROM t, job
         """,
         {
             "user": user_id,
             "project": project_id,
-            "name": task_name,
+            "name": base_name,
             "prompt": prompt,
             "input_mode": input_mode,
-            "use_inference": use_inference,
             "payload": Jsonb(payload),
+            "use_inference": use_inference,
+            "attachments": attachments,
+            "max_active": max_active,
         },
     )
     row = await cursor.fetchone()
     assert row is not None
-    job_id: uuid.UUID = row.pop("job_id")
+    refused, active, job_id = row.pop("refused"), row.pop("active"), row.pop("job_id")
+    if refused is not None:
+        return CreateRefused(refused, active)
+    row["id"] = row.pop("task_id")
     return _task(row), job_id
-
-
-async def insert_attachments(conn: Connection, task_id: uuid.UUID, paths: list[str]) -> None:
-    async with conn.cursor() as cursor:
-        await cursor.executemany(
-            # clock_timestamp() (not the transaction's now()) keeps the order the user listed them in.
-            """
-            INSERT INTO task_artifacts (task_id, path, created_at) VALUES (%s, %s, clock_timestamp())
-            ON CONFLICT (task_id, path) DO NOTHING
-            """,
-            [(task_id, path) for path in paths],
-        )
 
 
 async def get_task(conn: Connection, user_id: uuid.UUID, task_id: uuid.UUID) -> TaskRow | None:

@@ -35,7 +35,7 @@ from cynode.db.pool import Pool
 from cynode.http.problems import ProblemError
 from cynode.identity.guard import CurrentUser
 from cynode.tasks import repository
-from cynode.tasks.names import name_from_prompt, normalize_name, unique_name
+from cynode.tasks.names import name_from_prompt, normalize_name
 from cynode.tasks.prompt_job import prompt_sandbox, shell_sandbox
 from cynode.tasks.repository import PageAfter, TaskRow
 
@@ -167,27 +167,24 @@ class TaskService:
         sandbox = self._sandbox(request)
         for _ in range(_NAME_ATTEMPTS):
             try:
-                async with self._pool.connection() as conn, conn.transaction():
-                    await self._within_active_cap(conn, user)
-                    project_id = await self._project(conn, user, request.project_id)
-                    name = unique_name(base_name, await repository.names_like(conn, user.id, base_name))
-                    created, job_id = await repository.insert_task_with_job(
+                async with self._pool.connection() as conn:
+                    outcome = await repository.create_task(
                         conn,
                         user_id=user.id,
-                        project_id=project_id,
-                        task_name=name,
+                        project_id=request.project_id,
+                        base_name=base_name,
                         prompt=prompt,
                         input_mode=request.input_mode,
                         payload=to_json_object(sandbox),
                         use_inference=sandbox.use_inference,
+                        attachments=attachments,
+                        max_active=self._max_active_tasks,
                     )
-                    row: TaskRow | None = created
-                    if attachments:
-                        await repository.insert_attachments(conn, created.id, attachments)
-                        row = await repository.get_task(conn, user.id, created.id)  # with them, as stored
             except UniqueViolation:
-                continue
-            assert row is not None
+                continue  # a racing create of this user took the name first
+            if isinstance(outcome, repository.CreateRefused):
+                raise self._refusal(user, outcome)
+            row, job_id = outcome
             log.info(
                 "task_created",
                 extra={"task_id": str(row.id), "job_id": str(job_id), "input_mode": request.input_mode},
@@ -195,27 +192,16 @@ class TaskService:
             return _task_response(row)
         raise ProblemError(HTTPStatus.CONFLICT, "Could not give the task a unique name; try again")
 
-    async def _within_active_cap(self, conn: repository.Connection, user: CurrentUser) -> None:
-        if self._max_active_tasks is None:
-            return
-        # Serializes one user's creates, so two racing ones cannot both take the last place.
-        await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (f"tasks-cap:{user.id}",))
-        active = await repository.count_active_tasks(conn, user.id)
-        if active >= self._max_active_tasks:
-            log.info("task_cap_reached", extra={"user_id": str(user.id), "active": active})
-            raise ProblemError(
-                HTTPStatus.TOO_MANY_REQUESTS,
-                f"you already have {active} queued or running tasks (the limit is {self._max_active_tasks}); "
-                "wait for some to finish",
-                headers={"Retry-After": str(CAP_RETRY_AFTER_SECONDS)},
-            )
-
-    async def _project(self, conn: repository.Connection, user: CurrentUser, project_id: uuid.UUID | None) -> uuid.UUID:
-        if project_id is None:
-            return await repository.ensure_default_project(conn, user.id)
-        if not await repository.project_usable_by(conn, project_id, user.id):
-            raise _bad_request("project_id does not name a project you can use")
-        return project_id
+    def _refusal(self, user: CurrentUser, refused: repository.CreateRefused) -> ProblemError:
+        if refused.reason == "project_unusable":
+            return _bad_request("project_id does not name a project you can use")
+        log.info("task_cap_reached", extra={"user_id": str(user.id), "active": refused.active})
+        return ProblemError(
+            HTTPStatus.TOO_MANY_REQUESTS,
+            f"you already have {refused.active} queued or running tasks (the limit is {self._max_active_tasks}); "
+            "wait for some to finish",
+            headers={"Retry-After": str(CAP_RETRY_AFTER_SECONDS)},
+        )
 
     async def list_page(
         self, user: CurrentUser, *, status: TaskStatus | None, cursor: str | None, limit: int
