@@ -1,5 +1,5 @@
 """Task names: lowercase words joined by single dashes, unique per user through ``-2``, ``-3`` suffixes
-(the free suffix is found by :func:`cynode.tasks.repository.free_name`).
+(one more than the highest in use, picked by ``cynode_free_task_name`` in ``sql/0013_task_create.sql``).
 
 A name the user gives is normalized; without one the name is made from the first words of the
 prompt. Names are how users refer to tasks besides their UUID (``GET /v1/tasks/{name}``).
