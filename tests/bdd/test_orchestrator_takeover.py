@@ -11,14 +11,14 @@ from collections import Counter
 from typing import Any
 
 import pytest
-from podman import PodmanClient
 from pytest_bdd import given, parsers, scenarios, then, when
 
-from cynode.sandbox.profile import LABEL_JOB, LABEL_OWNER
+from cynode.sandbox.profile import LABEL_JOB
 from tests.bdd.test_split_deployment import _create, _finished, _gateway, _wait_dispatchable
 from tests.fixtures.deploy import SplitDeployment
 from tests.fixtures.identity import ADMIN_HANDLE, ADMIN_PASSWORD, login
 from tests.fixtures.nodemanager import wait_until
+from tests.fixtures.podman import container_creations
 from tests.fixtures.serve import Serve
 
 scenarios("e2e/orchestrator_takeover.feature")
@@ -110,12 +110,7 @@ def every_task_completes(drill: dict[str, Any]) -> None:
 
 
 def _containers_created_per_job(podman_url: str, owner: str, since: float) -> Counter[str]:
-    filters = json.dumps({"event": ["create"], "label": [f"{LABEL_OWNER}={owner}"]})
-    with PodmanClient(base_url=podman_url) as client:
-        response = client.api.get("/events", params={"stream": False, "since": str(int(since) - 1), "filters": filters})
-        response.raise_for_status()
-    events = [json.loads(line) for line in response.text.splitlines() if line.strip()]
-    return Counter(event["Actor"]["Attributes"][LABEL_JOB] for event in events)
+    return Counter(event["Actor"]["Attributes"][LABEL_JOB] for event in container_creations(podman_url, owner, since))
 
 
 @then(parsers.parse('no job ran more than once on node "{slug}"'))

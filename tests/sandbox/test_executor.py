@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 from datetime import UTC
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from cynode.sandbox import (
     SandboxBusyError,
     SandboxExecutor,
 )
-from cynode.sandbox.profile import LABEL_ATTEMPT, LABEL_JOB, LABEL_OWNER, LABEL_TASK
+from cynode.sandbox.profile import LABEL_ATTEMPT, LABEL_JOB, LABEL_OWNER, LABEL_TASK, container_owner
 from tests.fixtures.podman import TEST_MAX_PIDS, containers_of
 from tests.sandbox.conftest import ExecutorFactory
 
@@ -250,3 +251,26 @@ def test_an_unwritable_mount_root_is_reported(executor_factory: ExecutorFactory,
     assert problem is not None
     assert str(blocker / "mounts") in problem
     assert executor_factory().mount_root_problem() is None
+
+
+def test_a_nodes_owner_label_tells_installations_with_one_slug_apart(tmp_path: Path) -> None:
+    first, second = tmp_path / "first" / "state", tmp_path / "second" / "state"
+    same_place = tmp_path / "first" / ".." / "first" / "state"
+    assert container_owner("node-01", first) == container_owner("node-01", same_place)
+    assert container_owner("node-01", first) != container_owner("node-01", second)
+    assert container_owner("node-01", first).startswith("node-01@")
+
+
+def test_a_node_started_with_another_nodes_slug_leaves_that_nodes_jobs_alone(
+    executor_factory: ExecutorFactory, podman_service: PodmanService, tmp_path: Path
+) -> None:
+    slug = f"shared-{uuid.uuid4().hex[:8]}"
+    running = executor_factory(owner=container_owner(slug, tmp_path / "running" / "state"))
+    copy = executor_factory(owner=container_owner(slug, tmp_path / "copy" / "state"))
+    with PodmanClient(base_url=podman_service.url) as client:
+        client.containers.create(
+            running.settings.default_image, command=["sleep", "600"], labels={LABEL_OWNER: running.owner}
+        ).start()
+    assert copy.sweep_orphans() == 0
+    assert len(containers_of(podman_service.url, slug)) == 1
+    assert running.sweep_orphans() == 1

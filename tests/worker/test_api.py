@@ -169,7 +169,9 @@ def test_a_restarted_worker_sweeps_the_previous_runs_containers(
     # What a crash mid-job leaves behind: a running container labelled with this node as owner.
     with PodmanClient(base_url=podman_service.url) as client:
         client.containers.create(
-            first.service.settings.default_image, command=["sleep", "600"], labels={LABEL_OWNER: first.owner}
+            first.service.settings.default_image,
+            command=["sleep", "600"],
+            labels={LABEL_OWNER: first.service.container_owner},
         ).start()
     assert len(first.containers()) == 1
     second = worker_factory(owner=first.owner)

@@ -14,6 +14,7 @@ variable. The container keeps ``--network none``.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from cynode.sandbox.job_dirs import JobDirs
 from cynode.sandbox.settings import SandboxSettings
 
 LABEL_OWNER = "io.cynode.sandbox.owner"
+"""Whose container it is (see :func:`container_owner`): a node removes leftovers carrying its own value."""
 LABEL_TASK = "io.cynode.sandbox.task_id"
 LABEL_JOB = "io.cynode.sandbox.job_id"
 LABEL_ATTEMPT = "io.cynode.sandbox.attempt"
@@ -44,6 +46,18 @@ InferenceProxyServer = Callable[[Path], AbstractContextManager[object]]
 
 _MIB = 1024 * 1024
 _CPU_PERIOD_US = 100_000
+
+
+def container_owner(node_slug: str, state_dir: Path) -> str:
+    """The owner label of a node's containers: its slug and which installation on this host it is.
+
+    Two nodes on one host share podman's storage; were the slug alone the owner, a node starting
+    with the slug of another (a copy of its config, a test stack) would remove that node's running
+    jobs as its own leftovers. The state directory tells them apart and stays the same across a
+    node's restarts, so its own leftovers are still found.
+    """
+    installation = hashlib.sha256(str(state_dir.resolve()).encode()).hexdigest()[:12]
+    return f"{node_slug}@{installation}"
 
 
 @dataclass(frozen=True)

@@ -54,7 +54,7 @@ from cynode.sandbox import (
 )
 from cynode.sandbox.images import ImageSource
 from cynode.sandbox.output import storable_text, utf8_boundary
-from cynode.sandbox.profile import INFERENCE_SOCKET_PATH
+from cynode.sandbox.profile import INFERENCE_SOCKET_PATH, container_owner
 from cynode.worker.kept_results import KeptResults
 
 log = logging.getLogger(__name__)
@@ -132,10 +132,11 @@ class WorkerService:
         max_request_bytes: int | None = None,
     ) -> WorkerService:
         """A worker on this node's own podman service under ``state_dir`` (or ``settings.podman_socket``),
-        keeping results in ``state_dir/kept_results``."""
+        keeping results in ``state_dir/kept_results``; its containers' owner label is ``owner`` (the node
+        slug) with this installation's mark (:func:`container_owner`)."""
         podman = PodmanService(state_dir, socket_url=settings.podman_socket)
         return cls(
-            SandboxExecutor(settings, podman.url, owner=owner),
+            SandboxExecutor(settings, podman.url, owner=container_owner(owner, state_dir)),
             podman,
             kept_results=KeptResults(state_dir / "kept_results"),
             max_request_bytes=max_request_bytes,
@@ -144,6 +145,11 @@ class WorkerService:
     @property
     def settings(self) -> SandboxSettings:
         return self._executor.settings
+
+    @property
+    def container_owner(self) -> str:
+        """The owner label this node's containers carry (and the only ones it sweeps as leftovers)."""
+        return self._executor.owner
 
     @property
     def podman_url(self) -> str:
