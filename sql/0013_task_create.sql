@@ -6,9 +6,9 @@
 -- round trips were most of what a create cost. cynode_create_task does it all in one call; being one
 -- statement, it is one transaction of its own.
 --
--- These are VOLATILE plpgsql functions: each statement in them sees what others committed before
--- it started, which the cap check (after its lock) and the default project (after a lost race)
--- rely on.
+-- cynode_create_task and cynode_default_project are VOLATILE plpgsql functions: each statement in
+-- them sees what others committed before it started, which the cap check (after its lock) and the
+-- default project (after a lost race) rely on.
 
 -- The user's default project, created on first use. A racing creator's row is not visible to the
 -- INSERT's snapshot, so the INSERT does nothing and the SELECT after it finds that row.
@@ -28,6 +28,15 @@ BEGIN
         SELECT id INTO STRICT v_id FROM projects WHERE slug = v_slug;
     END IF;
     RETURN v_id;
+END
+$$;
+
+-- Whether the user may put work in the project: it is active, and the user's own or shared (no owner).
+CREATE FUNCTION cynode_project_usable(p_project uuid, p_user uuid) RETURNS boolean LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    RETURN EXISTS (
+        SELECT FROM projects WHERE id = p_project AND is_active AND (owner_id IS NULL OR owner_id = p_user)
+    );
 END
 $$;
 
@@ -109,9 +118,7 @@ BEGIN
     END IF;
     IF v_project IS NULL THEN
         v_project := cynode_default_project(p_user);
-    ELSIF NOT EXISTS (
-        SELECT FROM projects p WHERE p.id = v_project AND p.is_active AND (p.owner_id IS NULL OR p.owner_id = p_user)
-    ) THEN
+    ELSIF NOT cynode_project_usable(v_project, p_user) THEN
         RETURN QUERY SELECT 'project_unusable', v_active, NULL::uuid, NULL::uuid, NULL, NULL, NULL, NULL,
             NULL::timestamptz, NULL::timestamptz, NULL, NULL::text[];
         RETURN;

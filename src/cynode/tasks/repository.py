@@ -73,11 +73,11 @@ async def ensure_default_project(conn: Connection, user_id: uuid.UUID) -> uuid.U
 
 async def project_usable_by(conn: Connection, project_id: uuid.UUID, user_id: uuid.UUID) -> bool:
     """The project exists, is active, and is the user's own or shared (no owner)."""
-    cursor = await conn.execute(
-        "SELECT 1 FROM projects WHERE id = %s AND is_active AND (owner_id IS NULL OR owner_id = %s)",
-        (project_id, user_id),
-    )
-    return await cursor.fetchone() is not None
+    cursor = await conn.execute("SELECT cynode_project_usable(%s, %s) AS usable", (project_id, user_id))
+    row = await cursor.fetchone()
+    assert row is not None
+    usable: bool = row["usable"]
+    return usable
 
 
 @dataclass(frozen=True)
@@ -105,8 +105,8 @@ async def create_task(
     """A queued task, its one job and its attachments, in one round trip (``sql/0013_task_create.sql``):
     the task as stored and the job's id, or why nothing was created.
 
-    ``project_id`` None is the user's default project; the name is ``base_name`` or the smallest
-    free ``base_name-N``; ``max_active`` None means no cap. Raises ``UniqueViolation`` when a racing
+    ``project_id`` None is the user's default project; the name is ``base_name`` or ``base_name-N``
+    with N one more than the highest in use; ``max_active`` None means no cap. Raises ``UniqueViolation`` when a racing
     create of the same user took the name first.
     """
     cursor = await conn.execute(
