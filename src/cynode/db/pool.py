@@ -9,15 +9,16 @@ from psycopg import AsyncConnection
 from psycopg.rows import DictRow, dict_row
 from psycopg_pool import AsyncConnectionPool
 
-Pool: TypeAlias = AsyncConnectionPool[AsyncConnection[DictRow]]
-"""Connections yield rows as dicts keyed by column name."""
+Connection: TypeAlias = AsyncConnection[DictRow]
+"""A pooled connection: rows come as dicts keyed by column name."""
+Pool: TypeAlias = AsyncConnectionPool[Connection]
 
 
 async def open_pool(
     dsn: str,
     *,
     max_size: int = 10,
-    configure: Callable[[AsyncConnection[DictRow]], Awaitable[None]] | None = None,
+    configure: Callable[[Connection], Awaitable[None]] | None = None,
 ) -> Pool:
     """Open a pool of autocommit connections; repositories open transactions explicitly.
 
@@ -25,7 +26,7 @@ async def open_pool(
     """
     pool: Pool = AsyncConnectionPool(
         dsn,
-        connection_class=AsyncConnection[DictRow],
+        connection_class=Connection,
         configure=configure,
         # Enough for the background services that all start at once (dispatch, retention, the node
         # manager): a task that has to wait for the pool to grow can lose a cancel on Python 3.11

@@ -7,6 +7,7 @@ the owning user: a task of someone else is simply not found.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -146,25 +147,36 @@ async def get_task(conn: Connection, user_id: uuid.UUID, task_id: uuid.UUID) -> 
     return None if row is None else _task(row)
 
 
-async def find_task(conn: Connection, user_id: uuid.UUID, reference: str) -> TaskRow | None:
-    """The user's task whose id (when ``reference`` is a UUID) or name is ``reference``; the id wins."""
-    try:
-        as_id: uuid.UUID | None = uuid.UUID(reference)
-    except ValueError:
-        as_id = None
-    # Two primary-key-like lookups, the id's first (an Append runs its branches in order and the
-    # LIMIT stops at the first row): an OR of both would scan every task of the user.
+async def find_tasks(conn: Connection, lookups: Sequence[tuple[uuid.UUID, str]]) -> list[TaskRow | None]:
+    """For each ``(user_id, reference)``, in order: that user's task whose id (when ``reference`` is
+    a UUID) or name is ``reference``, the id winning, or None. One round trip for all of them."""
+    ids: list[uuid.UUID | None] = []
+    for _, reference in lookups:
+        try:
+            ids.append(uuid.UUID(reference))
+        except ValueError:
+            ids.append(None)
+    # Per lookup, two primary-key-like probes, the id's first (an Append runs its branches in order
+    # and the LIMIT stops at the first row): an OR of both would scan every task of the user.
     cursor = await conn.execute(
         f"""
-        (SELECT {_TASK_COLUMNS} FROM tasks t WHERE t.id = %(id)s AND t.created_by = %(user)s)
-        UNION ALL
-        (SELECT {_TASK_COLUMNS} FROM tasks t WHERE t.created_by = %(user)s AND t.task_name = %(ref)s)
-        LIMIT 1
+        SELECT wanted.n, found.*
+        FROM unnest(%(users)s::uuid[], %(refs)s::text[], %(ids)s::uuid[])
+            WITH ORDINALITY AS wanted(user_id, ref, id, n)
+        CROSS JOIN LATERAL (
+            (SELECT {_TASK_COLUMNS} FROM tasks t WHERE t.id = wanted.id AND t.created_by = wanted.user_id)
+            UNION ALL
+            (SELECT {_TASK_COLUMNS} FROM tasks t WHERE t.created_by = wanted.user_id AND t.task_name = wanted.ref)
+            LIMIT 1
+        ) AS found
         """,  # noqa: S608
-        {"user": user_id, "ref": reference, "id": as_id},
+        {"users": [user_id for user_id, _ in lookups], "refs": [ref for _, ref in lookups], "ids": ids},
     )
-    row = await cursor.fetchone()
-    return None if row is None else _task(row)
+    found: list[TaskRow | None] = [None] * len(lookups)
+    for row in await cursor.fetchall():
+        position = row.pop("n") - 1
+        found[position] = _task(row)
+    return found
 
 
 async def list_tasks(
@@ -252,7 +264,7 @@ class RunningJobNode:
 async def running_job_node(conn: Connection, task_id: uuid.UUID) -> RunningJobNode | None:
     """The task's job whose run was sent to a node and has not ended, and that node; None if none.
 
-    ``task_id`` must come from a read already scoped to the caller (e.g. ``find_task``).
+    ``task_id`` must come from a read already scoped to the caller (e.g. ``find_tasks``).
     """
     cursor = await conn.execute(
         """

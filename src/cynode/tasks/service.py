@@ -31,6 +31,7 @@ from cynode.contracts.tasks import (
     TaskStatus,
 )
 from cynode.contracts.worker import SandboxSpec
+from cynode.db.coalesce import Coalescer
 from cynode.db.pool import Pool
 from cynode.http.problems import ProblemError
 from cynode.identity.guard import CurrentUser
@@ -147,11 +148,18 @@ def _base_name(request: CreateTaskRequest) -> str:
     return name
 
 
+def _found(row: TaskRow | None) -> TaskRow:
+    if row is None:
+        raise ProblemError(HTTPStatus.NOT_FOUND, TASK_NOT_FOUND)
+    return row
+
+
 class TaskService:
     """Task rules over ``pool``; a user may have at most ``max_active_tasks`` queued or running tasks."""
 
     def __init__(self, pool: Pool, sandbox_image: str, *, max_active_tasks: int | None = None) -> None:
         self._pool = pool
+        self._lookups = Coalescer(pool, repository.find_tasks, "task lookups")
         self._sandbox_image = sandbox_image
         self._max_active_tasks = max_active_tasks
 
@@ -217,14 +225,12 @@ class TaskService:
         return TaskListResponse(tasks=[_task_response(row) for row in page], next_cursor=next_cursor)
 
     async def _find(self, conn: repository.Connection, user: CurrentUser, reference: str) -> TaskRow:
-        row = await repository.find_task(conn, user.id, reference)
-        if row is None:
-            raise ProblemError(HTTPStatus.NOT_FOUND, TASK_NOT_FOUND)
-        return row
+        [row] = await repository.find_tasks(conn, [(user.id, reference)])
+        return _found(row)
 
     async def get(self, user: CurrentUser, reference: str) -> TaskResponse:
-        async with self._pool.connection() as conn:
-            return _task_response(await self._find(conn, user, reference))
+        # The hottest read (status polls, long-poll wake-ups): concurrent ones share a round trip.
+        return _task_response(_found(await self._lookups.get((user.id, reference))))
 
     async def _task_and_jobs(self, user: CurrentUser, reference: str) -> tuple[TaskRow, list[repository.JobRow]]:
         # One snapshot, so the task status and its jobs never disagree.
