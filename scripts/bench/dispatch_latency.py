@@ -32,6 +32,7 @@ import base64
 import contextlib
 import os
 import secrets
+import signal
 import socket
 import statistics
 import sys
@@ -48,8 +49,7 @@ from psycopg.conninfo import make_conninfo
 from report import print_ratio, private_database, sandbox_bench_arguments
 
 from cynode import eventloop
-from cynode.composition import Stack
-from cynode.settings import Role, load_settings
+from cynode.crypto import SecretBox, load_secret_box
 
 SLUG = "bench-node"
 WAIT_SECONDS = 30
@@ -122,59 +122,85 @@ async def time_direct_job(worker: httpx.AsyncClient, token: str, image: str, num
     return Timing(elapsed, sandbox_run_seconds(response.json()))
 
 
-async def node_worker(stack: Stack) -> tuple[str, str]:
+@dataclass(frozen=True)
+class Deployment:
+    gateway_url: str
+    dsn: str
+    secret_box: SecretBox
+    """Opens the node's Worker API token as the orchestrator stored it."""
+
+
+async def node_worker(deployment: Deployment) -> tuple[str, str]:
     """The registered node's Worker API URL and bearer token, once it is dispatchable."""
-    context = stack.context
-    assert context is not None
     deadline = time.monotonic() + NODE_READY_SECONDS
-    while time.monotonic() < deadline:
-        async with context.pool.connection() as conn:
+    async with await psycopg.AsyncConnection.connect(deployment.dsn, autocommit=True) as conn:
+        while time.monotonic() < deadline:
             cursor = await conn.execute(
                 "SELECT id, worker_api_target_url, worker_api_bearer_token_ciphertext FROM nodes"
                 " WHERE node_slug = %s AND config_ack_status = 'applied' AND config_ack_version = config_version",
                 (SLUG,),
             )
             row = await cursor.fetchone()
-        if row is not None:
-            token = context.secret_box.open(bytes(row["worker_api_bearer_token_ciphertext"]), str(row["id"]))
-            return row["worker_api_target_url"], token
-        await asyncio.sleep(0.1)
+            if row is not None:
+                node_id, url, ciphertext = row
+                return url, deployment.secret_box.open(bytes(ciphertext), str(node_id))
+            await asyncio.sleep(0.1)
     raise SystemExit(f"the node never became dispatchable within {NODE_READY_SECONDS} s")
 
 
+async def serving(options: list[str], env: dict[str, str], log: Path) -> asyncio.subprocess.Process:
+    with log.open("wb") as output:
+        command = [sys.executable, "-m", "cynode.cli", "serve", *options]
+        return await asyncio.create_subprocess_exec(*command, env={**os.environ, **env}, stdout=output, stderr=output)
+
+
+async def wait_serving(url: str, processes: list[asyncio.subprocess.Process], logs: list[Path]) -> None:
+    async with httpx.AsyncClient(timeout=2) as probe:
+        for _ in range(600):
+            if any(process.returncode is not None for process in processes):
+                break
+            with contextlib.suppress(httpx.TransportError):
+                # /healthz, not /readyz: readiness wants an inference path, which these nodes lack.
+                if (await probe.get(url + "/healthz")).status_code == 200:
+                    return
+            await asyncio.sleep(0.1)
+    tails = "\n".join(log.read_text()[-3000:] for log in logs)
+    raise SystemExit(f"{url} did not start (cynode serve's output follows):\n{tails}")
+
+
 @contextlib.asynccontextmanager
-async def deployment(mode: str, root: Path, dsn: str, image: str, env: dict[str, str]) -> AsyncIterator[Stack]:
-    """The stack this process runs for ``mode``; in split mode the node runs as a separate process."""
-    control_plane_port = free_port()
+async def deployment(mode: str, root: Path, dsn: str, image: str, env: dict[str, str]) -> AsyncIterator[Deployment]:
+    """``cynode serve`` processes for ``mode``, as a deployment runs them; this process is only their
+    client, so its own work never competes with theirs for one event loop."""
     directory = root / mode
     directory.mkdir()
-    overrides: dict[str, object] = {
-        "data_dir": str(directory / "data"),
-        "database_url": dsn,
-        "gateway.port": 0,
-        "control_plane.port": control_plane_port,
-        "worker_api.port": 0,
-        "node_config": str(node_yaml(directory, control_plane_port, image)),
-        "dispatch.sandbox_image": image,
-    }
-    roles = frozenset(Role) if mode == "all-in-one" else frozenset({Role.GATEWAY, Role.ORCHESTRATOR})
-    async with Stack(load_settings(env={}, overrides=overrides), roles, env=env) as stack:
-        if mode == "all-in-one":
-            yield stack
-            return
-        command = [
-            sys.executable, "-m", "cynode.cli", "serve", "--role=node", "--data-dir", str(directory / "node"),
-            "--node-config", str(overrides["node_config"]), "--set", f"worker_api.port={free_port()}",
-        ]  # fmt: skip
-        with (directory / "node.log").open("wb") as node_log:
-            node = await asyncio.create_subprocess_exec(
-                *command, env={**os.environ, **env}, stdout=node_log, stderr=node_log
-            )
-        try:
-            yield stack
-        finally:
-            node.terminate()
-            await node.wait()
+    gateway_port, control_plane_port = free_port(), free_port()
+    node_config = node_yaml(directory, control_plane_port, image)
+    node_options = ["--node-config", str(node_config), "--set", f"worker_api.port={free_port()}"]
+    control_options = [
+        "--data-dir", str(directory / "data"), "--database-url", dsn,
+        "--set", f"gateway.port={gateway_port}", "--set", f"control_plane.port={control_plane_port}",
+        "--set", f"dispatch.sandbox_image={image}",
+    ]  # fmt: skip
+    if mode == "all-in-one":
+        commands = {"all": ["--role=all", *control_options, *node_options]}
+    else:
+        commands = {
+            "control": ["--role=gateway,orchestrator", *control_options],
+            "node": ["--role=node", "--data-dir", str(directory / "node"), *node_options],
+        }
+    logs = {name: directory / f"{name}.log" for name in commands}
+    processes = [await serving(options, env, logs[name]) for name, options in commands.items()]
+    try:
+        gateway_url = f"http://127.0.0.1:{gateway_port}"
+        await wait_serving(gateway_url, processes, list(logs.values()))
+        yield Deployment(gateway_url, dsn, load_secret_box(directory / "data", env))
+    finally:
+        for process in processes:
+            with contextlib.suppress(ProcessLookupError):
+                process.send_signal(signal.SIGINT)
+        for process in processes:
+            await process.wait()
 
 
 async def bench_mode(mode: str, iterations: int, image: str, root: Path, dsn: str) -> tuple[float, float]:
@@ -184,10 +210,10 @@ async def bench_mode(mode: str, iterations: int, image: str, root: Path, dsn: st
         "CYNODE_NODE_REGISTRATION_PSK": secrets.token_urlsafe(16),
         "CYNODE_SECRET_KEY": base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),
     }
-    async with deployment(mode, root, dsn, image, env) as stack:
-        worker_url, token = await node_worker(stack)
+    async with deployment(mode, root, dsn, image, env) as deployed:
+        worker_url, token = await node_worker(deployed)
         async with (
-            httpx.AsyncClient(base_url=stack.base_url(Role.GATEWAY), timeout=60) as gateway,
+            httpx.AsyncClient(base_url=deployed.gateway_url, timeout=60) as gateway,
             httpx.AsyncClient(base_url=worker_url, timeout=60) as worker,
         ):
             login = await gateway.post("/v1/auth/login", json={"handle": "admin", "password": password})
