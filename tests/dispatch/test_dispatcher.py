@@ -12,8 +12,13 @@ import uuid
 from http import HTTPStatus
 from typing import Any
 
-from cynode.dispatch import claims
-from cynode.dispatch.runner import NodesSource
+import msgspec
+
+from cynode.dispatch import claims, leases
+from cynode.dispatch.runner import Dispatcher, NodesSource
+from cynode.dispatch.worker_client import HttpWorkerClient, WorkerClients
+from cynode.nodes.dispatchable import DispatchableNode
+from cynode.tasks.repository import Connection
 from tests.fixtures.tasks import FAST_DISPATCH, DispatchWorld, FakeWorker, echo_job, eventually
 
 
@@ -276,3 +281,43 @@ async def test_missed_notifications_are_caught_by_the_safety_poll(dispatch_world
         fake.stop()
 
     assert job["status"] == "completed"
+
+
+class CountedNodes(NodesSource):
+    """The real nodes source, counting the dispatcher's passes (each reads the nodes once)."""
+
+    passes = 0
+
+    async def __call__(self, conn: Connection) -> list[DispatchableNode]:
+        self.passes += 1
+        return await super().__call__(conn)
+
+
+async def test_an_idle_dispatcher_waits_for_a_notice_or_its_safety_poll(dispatch_world: DispatchWorld) -> None:
+    # No job runs, so no lease can run out: after the first pass and the one once its listener is
+    # up (for whatever was queued meanwhile), only a notice or the 5 s poll may start another.
+    settings = msgspec.structs.replace(FAST_DISPATCH, safety_poll_seconds=5.0)
+    nodes = CountedNodes(dispatch_world.secret_box, 90)
+    clients = WorkerClients(HttpWorkerClient(dispatch_world.http, settings), None)
+    dispatch_world.start(Dispatcher(dispatch_world.pool, clients, nodes, settings))
+    await asyncio.sleep(1.5)
+    assert nodes.passes == 2
+    async with dispatch_world.pool.connection() as conn:
+        assert await leases.seconds_to_next_expiry(conn) is None
+
+
+async def test_the_lease_probe_says_when_the_first_running_lease_runs_out(dispatch_world: DispatchWorld) -> None:
+    first, second = await dispatch_world.create("true"), await dispatch_world.create("true")
+    async with dispatch_world.pool.connection() as conn:
+        await conn.execute(
+            "UPDATE jobs SET status = 'running', lease_id = gen_random_uuid(), lease_expires_at = now() + %s::interval"
+            " WHERE task_id = %s",
+            ("30 seconds", first),
+        )
+        assert 25 < (await leases.seconds_to_next_expiry(conn) or 0) <= 30
+        await conn.execute(
+            "UPDATE jobs SET status = 'running', lease_id = gen_random_uuid(), lease_expires_at = now() - %s::interval"
+            " WHERE task_id = %s",
+            ("1 second", second),
+        )
+        assert await leases.seconds_to_next_expiry(conn) == 0

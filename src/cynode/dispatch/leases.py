@@ -36,11 +36,9 @@ async def taken_over_elsewhere(conn: Connection, job: ClaimedJob) -> bool:
 
 async def seconds_to_next_expiry(conn: Connection) -> float | None:
     """How long until the first running job's lease runs out (0 when one already has); None when none runs."""
+    # Clamped here, not with SQL's greatest(): that ignores a NULL, so no running job would read as 0.
     cursor = await conn.execute(
-        """
-        SELECT greatest(extract(epoch FROM min(lease_expires_at) - now()), 0)::float8 AS seconds
-        FROM jobs WHERE status = 'running'
-        """
+        "SELECT extract(epoch FROM min(lease_expires_at) - now())::float8 AS seconds FROM jobs WHERE status = 'running'"
     )
     row = await cursor.fetchone()
-    return None if row is None or row["seconds"] is None else float(row["seconds"])
+    return None if row is None or row["seconds"] is None else max(0.0, float(row["seconds"]))
