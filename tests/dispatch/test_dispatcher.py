@@ -321,3 +321,23 @@ async def test_the_lease_probe_says_when_the_first_running_lease_runs_out(dispat
             ("1 second", second),
         )
         assert await leases.seconds_to_next_expiry(conn) == 0
+
+
+async def test_a_freed_slot_is_filled_on_the_databases_notice_without_waiting_for_the_poll(
+    dispatch_world: DispatchWorld,
+) -> None:
+    fake = FakeWorker(delay=0.2).start()
+    try:
+        await dispatch_world.fake_node(fake, max_concurrency=1)
+        first, second = await dispatch_world.create("echo 1"), await dispatch_world.create("echo 2")
+        dispatch_world.start(
+            dispatch_world.dispatcher(msgspec.structs.replace(FAST_DISPATCH, safety_poll_seconds=30.0))
+        )
+        jobs = [await dispatch_world.wait_job(task_id, within=5) for task_id in (first, second)]
+    finally:
+        fake.stop()
+
+    assert [job["status"] for job in jobs] == ["completed", "completed"]
+    assert fake.max_in_flight == 1
+    # The second started as the first ended, not a safety poll (30 s) later.
+    assert (jobs[1]["started_at"] - jobs[0]["ended_at"]).total_seconds() < 2

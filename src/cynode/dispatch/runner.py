@@ -50,6 +50,7 @@ from cynode.db import notices
 from cynode.db.pool import Pool, dsn_of
 from cynode.dispatch import claims, holds, leases, reaper
 from cynode.dispatch.claims import ClaimedJob
+from cynode.dispatch.known_nodes import KnownNodes
 from cynode.dispatch.settings import DispatchSettings
 from cynode.dispatch.worker_client import HttpWorkerClient, WorkerCallError, WorkerClient, WorkerClients
 from cynode.nodes.dispatchable import DispatchableNode, dispatchable_nodes
@@ -60,6 +61,8 @@ log = logging.getLogger(__name__)
 
 DISPATCH_CHANNEL: Final = "cynode_dispatch"
 CANCEL_CHANNEL: Final = "cynode_job_canceled"
+NODES_CHANGED: Final = "nodes"
+"""The payload of a ``DISPATCH_CHANNEL`` notice sent for a change to a node (the table's name)."""
 STOP_GRACE_SECONDS: Final = 5.0
 CLAIM_BATCH: Final = 16
 """The most jobs one claim takes for a node: a burst of tasks starts in a few statements, and one
@@ -93,6 +96,7 @@ class Dispatcher:
         self._pool = pool
         self._clients = clients
         self._nodes = nodes_source
+        self._known_nodes = KnownNodes(nodes_source, max_age=settings.safety_poll_seconds)
         self._settings = settings
         self.owner = owner or lease_owner_name()
         self._wake = asyncio.Event()
@@ -125,17 +129,24 @@ class Dispatcher:
             dsn_of(self._pool),
             [DISPATCH_CHANNEL, CANCEL_CHANNEL],
             self._on_notice,
-            on_up=self.wake,  # whatever happened while nobody listened
+            on_up=self._listening,
             on_down=lambda: None,  # the safety poll keeps the queue moving meanwhile
             failure_event="dispatch_listen_failed",
             retry_seconds=self._settings.safety_poll_seconds,
         )
 
+    def _listening(self) -> None:
+        # Whatever happened while nobody listened: nodes may have changed and jobs been queued.
+        self._known_nodes.forget()
+        self.wake()
+
     def _on_notice(self, notice: psycopg.Notify) -> None:
         if notice.channel == CANCEL_CHANNEL:
             self._on_canceled(notice.payload)
-        else:
-            self.wake()
+            return
+        if notice.payload == NODES_CHANGED:
+            self._known_nodes.forget()
+        self.wake()
 
     def _on_canceled(self, payload: str) -> None:
         try:
@@ -167,10 +178,7 @@ class Dispatcher:
                     await self._wake.wait()
 
     async def _claim_all(self) -> None:
-        # The nodes are read once per pass: a pass ends as soon as no slot is free, and the claim
-        # itself re-checks holds and free slots against the database.
-        async with self._pool.connection() as conn:
-            nodes = await self._nodes(conn)
+        nodes = await self._known_nodes.get(self._pool)
         while True:
             async with self._pool.connection() as conn:
                 jobs = await claims.claim_jobs(
@@ -295,7 +303,8 @@ class Dispatcher:
         finally:
             lease_keeper.cancel()
             self._in_flight.pop(job.job_id, None)
-            self.wake()  # its node slot is free again
+            # No wake-up of our own: the write that freed the node's slot notified every dispatcher
+            # (sql/0004), and a second pass here would only compete with answering the task's waiters.
 
     async def _attempt(self, job: ClaimedJob, client: WorkerClient) -> None:
         try:
@@ -313,6 +322,7 @@ class Dispatcher:
         try:
             response = await self._run_watched(job, client, request)
         except WorkerCallError as exc:
+            self._known_nodes.forget()  # the node may have moved or changed its token meanwhile
             if exc.never_started:
                 await self._give_back(job, str(exc))
             elif exc.duplicate:
