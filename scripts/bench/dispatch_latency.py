@@ -19,6 +19,7 @@ A container start varies by tens of milliseconds from one run to the next, more 
 itself, so the overhead is also estimated without it: each run's time minus the node's own
 ``started_at``..``ended_at`` for that run (from the job's result, or the ``jobs:run`` answer),
 compared as medians. Both estimates are printed.
+Both sides are timed after ``WARM_UP_ROUNDS`` untimed rounds (see there why).
 Inference is off on the node: the jobs need none, and the bench must not wait for a model.
 A measurement, not a test: it never fails on a slow result.
 
@@ -55,6 +56,11 @@ SLUG = "bench-node"
 WAIT_SECONDS = 30
 NODE_READY_SECONDS = 60
 MODES = ("all-in-one", "split")
+WARM_UP_ROUNDS = 40
+"""Untimed rounds first, so the servers are measured as they run for most of their life: until a
+pooled connection has run a statement about ten times, it parses and plans it afresh each time
+(psycopg prepares it on the fifth use and PostgreSQL settles on a generic plan after five more), a
+millisecond or more per claim; with up to ten pooled connections that lasts a few dozen tasks."""
 
 
 def free_port() -> int:
@@ -219,7 +225,7 @@ async def bench_mode(mode: str, iterations: int, image: str, root: Path, dsn: st
             login = await gateway.post("/v1/auth/login", json={"handle": "admin", "password": password})
             login.raise_for_status()
             auth = {"Authorization": f"Bearer {login.json()['access_token']}"}
-            for warmup in range(3):
+            for warmup in range(WARM_UP_ROUNDS):
                 await time_task(gateway, auth)
                 await time_direct_job(worker, token, image, -1 - warmup)
             task_times, direct_times = [], []
