@@ -67,6 +67,11 @@ STOP_GRACE_SECONDS: Final = 5.0
 CLAIM_BATCH: Final = 16
 """The most jobs one claim takes for a node: a burst of tasks starts in a few statements, and one
 node's free slots are never filled far ahead of the others'."""
+ACK_DELAY_SECONDS: Final = 0.05
+"""How long after storing a job's answer the node is told it may drop its copy: the moment the answer
+is stored is the moment the task's waiters are answered, and the ack (a call the node answers by
+deleting files) would compete with that on both ends; the copy is only read again if the store
+failed."""
 # Wake this long after the next lease's expiry: it is then seen as expired, and a lease another
 # dispatcher is taking over right then (locked, so skipped) costs at most a few wake-ups a second.
 _EXPIRY_MARGIN_SECONDS: Final = 0.25
@@ -446,6 +451,7 @@ class Dispatcher:
     async def _ack_quietly(self, job: ClaimedJob, client: WorkerClient) -> None:
         """The answer is stored (or stale): the node may drop its copy. A failed ack only leaves the
         copy there until the node's retention time."""
+        await asyncio.sleep(ACK_DELAY_SECONDS)
         try:
             await client.ack_job(job.node, str(job.job_id))
         except Exception as exc:
