@@ -47,6 +47,14 @@ class Notes:
         return [row["body"] for row in await cursor.fetchall()]
 
 
+async def _batch_in_flight(notes: Notes, key: int) -> asyncio.Task[str | None]:
+    """A read of ``key`` sent and held in flight (until ``notes.hold`` is set)."""
+    notes.hold = asyncio.Event()
+    read = asyncio.create_task(notes.reader.get(key))
+    await notes.in_flight.wait()
+    return read
+
+
 async def _execute(pool: Pool, sql: str, params: tuple[object, ...] = ()) -> None:
     async with pool.connection() as conn:
         await conn.execute(sql, params)
@@ -63,9 +71,7 @@ async def test_reads_asked_together_go_out_as_one_query_and_each_gets_its_own_an
 async def test_reads_asked_while_a_batch_is_in_flight_go_out_together_in_the_next(pool: Pool) -> None:
     await _execute(pool, "INSERT INTO notes SELECT n, 'note ' || n FROM generate_series(1, 300) n")
     notes = Notes(pool)
-    notes.hold = asyncio.Event()
-    first = asyncio.create_task(notes.reader.get(1))
-    await notes.in_flight.wait()
+    first = await _batch_in_flight(notes, 1)
     later = [asyncio.create_task(notes.reader.get(key)) for key in range(2, 301)]
     await asyncio.sleep(0.05)
     assert notes.batches == [[1]]  # nothing else is sent while one batch is out
@@ -77,9 +83,7 @@ async def test_reads_asked_while_a_batch_is_in_flight_go_out_together_in_the_nex
 
 async def test_a_read_sees_a_write_committed_before_it_was_asked_even_with_a_batch_in_flight(pool: Pool) -> None:
     notes = Notes(pool)
-    notes.hold = asyncio.Event()
-    early = asyncio.create_task(notes.reader.get(5))
-    await notes.in_flight.wait()
+    early = await _batch_in_flight(notes, 5)
     await _execute(pool, "INSERT INTO notes VALUES (5, 'written')")
     late = asyncio.create_task(notes.reader.get(5))
     notes.hold.set()
@@ -98,9 +102,7 @@ async def test_a_failed_batch_fails_each_of_its_reads_and_the_next_batch_still_r
 async def test_a_cancelled_read_is_dropped_and_the_reads_beside_it_are_answered(pool: Pool) -> None:
     await _execute(pool, "INSERT INTO notes VALUES (1, 'one'), (2, 'two'), (3, 'three')")
     notes = Notes(pool)
-    notes.hold = asyncio.Event()
-    first = asyncio.create_task(notes.reader.get(1))
-    await notes.in_flight.wait()
+    first = await _batch_in_flight(notes, 1)
     dropped = asyncio.create_task(notes.reader.get(2))
     kept = asyncio.create_task(notes.reader.get(3))
     await asyncio.sleep(0)

@@ -4,12 +4,12 @@ at the same moment both end up with the one project (real PostgreSQL)."""
 from __future__ import annotations
 
 import asyncio
-import uuid
 
 import psycopg
 from psycopg.rows import dict_row
 
 from cynode.tasks import repository
+from tests.fixtures.identity import insert_user
 
 CREATOR_WAITS_SECONDS = 10
 
@@ -20,7 +20,7 @@ async def _connect(dsn: str) -> repository.Connection:
 
 async def test_the_default_project_is_created_once_and_then_found(fresh_dsn: str) -> None:
     async with await _connect(fresh_dsn) as conn:
-        user_id = await _user(conn)
+        user_id = await insert_user(conn)
         created = await repository.ensure_default_project(conn, user_id)
         assert await repository.ensure_default_project(conn, user_id) == created
         cursor = await conn.execute("SELECT count(*) AS projects FROM projects WHERE owner_id = %s", (user_id,))
@@ -33,7 +33,7 @@ async def test_a_creator_racing_another_gets_the_project_the_other_committed(fre
         await _connect(fresh_dsn) as second,
         await _connect(fresh_dsn) as observer,
     ):
-        user_id = await _user(first)
+        user_id = await insert_user(first)
         async with first.transaction():
             created = await repository.ensure_default_project(first, user_id)
             # The second one's statement starts before the first commits: it cannot see the new row
@@ -42,14 +42,6 @@ async def test_a_creator_racing_another_gets_the_project_the_other_committed(fre
             await _until_waiting_on_a_lock(observer, second)
         async with asyncio.timeout(CREATOR_WAITS_SECONDS):
             assert await racing == created
-
-
-async def _user(conn: repository.Connection) -> uuid.UUID:
-    cursor = await conn.execute("INSERT INTO users (handle) VALUES (%s) RETURNING id", (f"u-{uuid.uuid4().hex[:8]}",))
-    row = await cursor.fetchone()
-    assert row is not None
-    user_id: uuid.UUID = row["id"]
-    return user_id
 
 
 async def _until_waiting_on_a_lock(observer: repository.Connection, waiter: repository.Connection) -> None:

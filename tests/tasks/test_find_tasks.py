@@ -9,14 +9,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from cynode.tasks import repository
-
-
-async def _user(conn: repository.Connection) -> uuid.UUID:
-    cursor = await conn.execute("INSERT INTO users (handle) VALUES (%s) RETURNING id", (f"u-{uuid.uuid4().hex[:8]}",))
-    row = await cursor.fetchone()
-    assert row is not None
-    user_id: uuid.UUID = row["id"]
-    return user_id
+from tests.fixtures.identity import insert_user
 
 
 async def _task(conn: repository.Connection, user_id: uuid.UUID, name: str) -> uuid.UUID:
@@ -33,7 +26,7 @@ async def _task(conn: repository.Connection, user_id: uuid.UUID, name: str) -> u
 
 async def test_each_lookup_finds_its_users_task_by_id_or_name_in_the_order_asked(fresh_dsn: str) -> None:
     async with await psycopg.AsyncConnection.connect(fresh_dsn, autocommit=True, row_factory=dict_row) as conn:
-        alice, bob = await _user(conn), await _user(conn)
+        alice, bob = await insert_user(conn), await insert_user(conn)
         build = await _task(conn, alice, "build")
         deploy = await _task(conn, alice, "deploy")
         bobs = await _task(conn, bob, "build")
