@@ -80,6 +80,16 @@ def test_get_by_id_or_name(admin_tasks: TaskApi) -> None:
     assert_problem(admin_tasks.get(f"/v1/tasks/{uuid.uuid4()}"), HTTPStatus.NOT_FOUND)
 
 
+@pytest.mark.parametrize("suffix", ["", "/result", "/logs", "/cancel"])
+def test_a_reference_with_a_nul_is_not_found(admin_tasks: TaskApi, suffix: str) -> None:
+    created = admin_tasks.create("echo named", task_name="my-task")
+    path = f"/v1/tasks/my%00task{suffix}"
+    answer = admin_tasks.post(path) if suffix == "/cancel" else admin_tasks.get(path)
+
+    assert assert_problem(answer, HTTPStatus.NOT_FOUND)["detail"] == "Task not found"
+    assert admin_tasks.task(created["id"]) == created
+
+
 def test_an_id_wins_over_a_task_named_like_it(admin_tasks: TaskApi) -> None:
     first = admin_tasks.create("echo first")
     namesake = admin_tasks.create("echo namesake", task_name=first["id"])

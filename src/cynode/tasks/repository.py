@@ -151,11 +151,15 @@ async def find_tasks(conn: Connection, lookups: Sequence[tuple[uuid.UUID, str]])
     """For each ``(user_id, reference)``, in order: that user's task whose id (when ``reference`` is
     a UUID) or name is ``reference``, the id winning, or None. One round trip for all of them."""
     ids: list[uuid.UUID | None] = []
+    names: list[str | None] = []
     for _, reference in lookups:
         try:
             ids.append(uuid.UUID(reference))
         except ValueError:
             ids.append(None)
+        # PostgreSQL text cannot hold NUL, and no name has one: such a lookup finds nothing, without
+        # failing the query (and every other lookup sent with it).
+        names.append(None if "\x00" in reference else reference)
     # Per lookup, two primary-key-like probes, the id's first (an Append runs its branches in order
     # and the LIMIT stops at the first row): an OR of both would scan every task of the user.
     cursor = await conn.execute(
@@ -170,7 +174,7 @@ async def find_tasks(conn: Connection, lookups: Sequence[tuple[uuid.UUID, str]])
             LIMIT 1
         ) AS found
         """,  # noqa: S608
-        {"users": [user_id for user_id, _ in lookups], "refs": [ref for _, ref in lookups], "ids": ids},
+        {"users": [user_id for user_id, _ in lookups], "refs": names, "ids": ids},
     )
     found: list[TaskRow | None] = [None] * len(lookups)
     for row in await cursor.fetchall():
