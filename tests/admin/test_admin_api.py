@@ -121,9 +121,11 @@ def test_drain_disable_enable_gate_dispatch_and_readiness(
     assert _readyz(admin_stack).status_code == 200
     assert _audit_actions(db) == ["node_drain", "node_disable", "node_enable"]
 
-    for method in ("GET", "POST"):
-        path = "/v1/nodes/no-such-node" + ("/drain" if method == "POST" else "")
-        assert_problem(_call(http, admin, method, path), 404)
+    # A reference with a NUL (which PostgreSQL text cannot hold) is as unknown as any other.
+    for reference in ("no-such-node", "gpu%001"):
+        for method, action in (("GET", ""), ("POST", "/drain"), ("POST", "/rotate_worker_token")):
+            assert_problem(_call(http, admin, method, f"/v1/nodes/{reference}{action}"), 404)
+    assert _ok(_call(http, admin, "GET", "/v1/nodes/gpu-1"))["admin_state"] == "enabled"
 
 
 def test_settings_are_typed_validated_and_move_readiness(

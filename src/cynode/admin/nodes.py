@@ -17,6 +17,7 @@ from psycopg.rows import DictRow
 from cynode.contracts.admin import NodeAdminState, NodeCapabilitySummary, NodeResponse
 from cynode.contracts.codec import PayloadError, convert
 from cynode.contracts.nodes import NodeCapabilityReport
+from cynode.db.params import comparable_text
 
 Connection = AsyncConnection[DictRow]
 
@@ -85,7 +86,7 @@ async def inventory(conn: Connection) -> list[DictRow]:
 
 
 async def find(conn: Connection, reference: str) -> DictRow | None:
-    cursor = await conn.execute(_NODE_INVENTORY + f" WHERE {_BY_REFERENCE}", {"ref": reference})
+    cursor = await conn.execute(_NODE_INVENTORY + f" WHERE {_BY_REFERENCE}", {"ref": comparable_text(reference)})
     return await cursor.fetchone()
 
 
@@ -97,7 +98,7 @@ async def set_admin_state(conn: Connection, reference: str, state: NodeAdminStat
         WHERE ({_BY_REFERENCE}) AND n.admin_state <> %(state)s
         RETURNING n.id
         """,  # noqa: S608 - the interpolated text is a constant
-        {"ref": reference, "state": state},
+        {"ref": comparable_text(reference), "state": state},
     )
     row = await cursor.fetchone()
     return None if row is None else cast(uuid.UUID, row["id"])

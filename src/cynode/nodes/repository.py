@@ -16,6 +16,8 @@ from psycopg import AsyncConnection
 from psycopg.rows import DictRow
 from psycopg.types.json import Jsonb
 
+from cynode.db.params import comparable_text
+
 Connection = AsyncConnection[DictRow]
 
 PM_SETTING_PREFIX = "agents.project_manager.model."
@@ -171,7 +173,7 @@ async def retire_worker_token(conn: Connection, node_slug: str) -> bool:
         UPDATE nodes SET worker_api_bearer_token_ciphertext = NULL, reregistration_required = true, updated_at = now()
         WHERE node_slug = %s
         """,
-        (node_slug,),
+        (comparable_text(node_slug),),
     )
     return cursor.rowcount == 1
 

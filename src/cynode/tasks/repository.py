@@ -16,6 +16,8 @@ from psycopg import AsyncConnection
 from psycopg.rows import DictRow
 from psycopg.types.json import Jsonb
 
+from cynode.db.params import comparable_text
+
 Connection = AsyncConnection[DictRow]
 
 
@@ -157,9 +159,7 @@ async def find_tasks(conn: Connection, lookups: Sequence[tuple[uuid.UUID, str]])
             ids.append(uuid.UUID(reference))
         except ValueError:
             ids.append(None)
-        # PostgreSQL text cannot hold NUL, and no name has one: such a lookup finds nothing, without
-        # failing the query (and every other lookup sent with it).
-        names.append(None if "\x00" in reference else reference)
+        names.append(comparable_text(reference))  # a NUL must not fail the other lookups sent with it
     # Per lookup, two primary-key-like probes, the id's first (an Append runs its branches in order
     # and the LIMIT stops at the first row): an OR of both would scan every task of the user.
     cursor = await conn.execute(
