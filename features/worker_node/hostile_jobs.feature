@@ -19,7 +19,7 @@ Feature: Hostile and broken jobs
   Scenario: Writing without end to the workspace stops at the quota
     When I create a task in commands mode with "yes > /workspace/f"
     Then the task ends "failed" with reason "disk_quota" within 60 seconds
-    And the host's free space dropped by no more than the workspace quota
+    And the node's disk use grew by no more than the workspace quota
     And the job ran in exactly one container
     And the node is ready and a following "echo ok" task completes
 
