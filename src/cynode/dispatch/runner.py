@@ -2,10 +2,12 @@
 
 One :class:`Dispatcher` per orchestrator process; any number of them may share a database. Each
 sleeps on ``LISTEN cynode_dispatch`` (sent by triggers when a job is queued or requeued, a node
-slot frees up, or a node's config is applied) with a slow safety poll, and on every wake:
+slot frees up, or a node changes in a way that matters to dispatch) with a slow safety poll, and on
+every wake:
 
 1. claims queued jobs, interleaving users, for nodes with free sandbox slots that are not held
-   (``holds``) until none is left, starting one Worker API call per claim without waiting for it,
+   (``holds``) until none is left, starting one Worker API call per claim without waiting for it
+   (the dispatchable nodes are kept between wakes, :mod:`cynode.dispatch.known_nodes`),
 2. reaps expired leases: an attempt whose call was never sent goes back to the queue; one that was
    sent is taken over (``reaper``): in the background its node is asked for the job, and its kept
    answer is stored, its run adopted, or (unknown to the node) the job queued again,
@@ -20,7 +22,8 @@ renewal fails (the job was canceled or reaped) the attempt is stopped on its nod
 ``LISTEN cynode_job_canceled`` makes a cancel stop the container at once when this process holds
 the job. Results are stored fenced by the attempt number, so a late or stale answer never
 overwrites anything, and an answer that cannot be stored ends the job ``result_not_stored``. Once
-an answer is stored (or found stale) the node is told to drop its kept copy (``ack_job``).
+an answer is stored (or found stale) the node is told to drop its kept copy (``ack_job``), a
+moment later.
 Nothing that goes wrong with one job or node stops the loop.
 """
 
