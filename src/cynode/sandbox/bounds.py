@@ -12,6 +12,7 @@ the job ran, which drops output before it can be read back.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
@@ -25,10 +26,13 @@ log = logging.getLogger(__name__)
 
 KILLED_EXIT_CODE = 128 + 9
 _CGROUP_ROOT = Path("/sys/fs/cgroup")
-_POLL_SECONDS = 0.05
+# Often: a job whose first process cannot fork may end within milliseconds of its first refused
+# fork, and its cgroup (with the count) goes with it (seen once in CI at 50 ms).
+_POLL_SECONDS = 0.01
 # A job may sit at its limit for a while (a build forking many compilers, a bomb that stops by
-# itself); only one still there after this long (consecutive polls, ~5 s) is stopped.
-_POLLS_AT_LIMIT = 100
+# itself); only one still there after this long (consecutive polls) is stopped.
+_STUCK_SECONDS = 5.0
+_POLLS_AT_LIMIT = round(_STUCK_SECONDS / _POLL_SECONDS)
 
 
 def exit_reason(exit_code: int, *, workspace_full: bool, forks_refused: bool) -> EndReason | None:
@@ -88,6 +92,10 @@ class PidsWatch:
         self._done.set()
         if self._thread.is_alive():
             self._thread.join()
+        if self._events is not None and not self.forks_refused:
+            # A last look, for a job that ended between two polls while its cgroup is still there.
+            with contextlib.suppress(OSError, ValueError):
+                self.forks_refused = _failed_forks(self._events) > 0
 
     @classmethod
     def unwatched(cls) -> PidsWatch:
