@@ -21,7 +21,12 @@ from tests.sandbox.test_executor import run, spec
 # dash (the image's sh) does not take ":" as a function name; bash runs the classic spelling. The
 # first process stays a while, as a job's main process does: when it exits, its PID namespace dies
 # with it. bash retries refused forks forever (killed at the limit); dash's bomb collapses by itself.
-FORK_BOMBS = ("bash -c ':(){ :|:& };:; sleep 60'", "bomb(){ bomb|bomb& }; bomb; sleep 2")
+# The second: the bomb in a subshell, which dash ends at its first refused fork, then a wait that
+# forks nothing (a 'sleep' could not start), so the job ends by itself, exit 0, a moment later.
+FORK_BOMBS = (
+    "bash -c ':(){ :|:& };:; sleep 60'",
+    "bomb(){ bomb|bomb& }; (bomb); i=0; while [ $i -lt 300000 ]; do i=$((i + 1)); done",
+)
 MIB = 1024 * 1024
 
 

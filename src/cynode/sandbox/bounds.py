@@ -89,6 +89,10 @@ class PidsWatch:
         return self
 
     def __exit__(self, *_: object) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        """Stop watching (again is harmless); ``forks_refused`` is final from here on."""
         self._done.set()
         if self._thread.is_alive():
             self._thread.join()
