@@ -8,13 +8,14 @@ import asyncio
 import psycopg
 from psycopg.rows import dict_row
 
+from cynode.db.pool import Connection
 from cynode.tasks import repository
 from tests.fixtures.identity import insert_user
 
 CREATOR_WAITS_SECONDS = 10
 
 
-async def _connect(dsn: str) -> repository.Connection:
+async def _connect(dsn: str) -> Connection:
     return await psycopg.AsyncConnection.connect(dsn, autocommit=True, row_factory=dict_row)
 
 
@@ -44,7 +45,7 @@ async def test_a_creator_racing_another_gets_the_project_the_other_committed(fre
             assert await racing == created
 
 
-async def _until_waiting_on_a_lock(observer: repository.Connection, waiter: repository.Connection) -> None:
+async def _until_waiting_on_a_lock(observer: Connection, waiter: Connection) -> None:
     async with asyncio.timeout(CREATOR_WAITS_SECONDS):
         while True:
             cursor = await observer.execute(

@@ -8,11 +8,12 @@ import uuid
 import psycopg
 from psycopg.rows import dict_row
 
+from cynode.db.pool import Connection
 from cynode.tasks import repository
 from tests.fixtures.identity import insert_user
 
 
-async def _task(conn: repository.Connection, user_id: uuid.UUID, name: str) -> uuid.UUID:
+async def _task(conn: Connection, user_id: uuid.UUID, name: str) -> uuid.UUID:
     project_id = await repository.ensure_default_project(conn, user_id)
     cursor = await conn.execute(
         "INSERT INTO tasks (created_by, project_id, prompt, task_name) VALUES (%s, %s, 'p', %s) RETURNING id",

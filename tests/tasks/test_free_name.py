@@ -9,6 +9,7 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
+from cynode.db.pool import Connection
 from cynode.tasks import repository
 
 
@@ -50,7 +51,7 @@ async def test_the_next_suffix_comes_from_the_index_however_many_tasks_share_the
         assert await _name_index_scans(conn) > scans
 
 
-async def _name_index_scans(conn: repository.Connection) -> int:
+async def _name_index_scans(conn: Connection) -> int:
     await conn.execute("SELECT pg_stat_force_next_flush()")
     await conn.execute("SELECT pg_stat_clear_snapshot()")
     cursor = await conn.execute(
@@ -62,7 +63,7 @@ async def _name_index_scans(conn: repository.Connection) -> int:
     return scans
 
 
-async def _free_name(conn: repository.Connection, user_id: uuid.UUID) -> str:
+async def _free_name(conn: Connection, user_id: uuid.UUID) -> str:
     cursor = await conn.execute("SELECT cynode_free_task_name(%s, 'deploy') AS name", (user_id,))
     row = await cursor.fetchone()
     assert row is not None
@@ -70,7 +71,7 @@ async def _free_name(conn: repository.Connection, user_id: uuid.UUID) -> str:
     return name
 
 
-async def _user_with_tasks(conn: repository.Connection, names: list[str]) -> uuid.UUID:
+async def _user_with_tasks(conn: Connection, names: list[str]) -> uuid.UUID:
     cursor = await conn.execute("INSERT INTO users (handle) VALUES (%s) RETURNING id", (f"u-{uuid.uuid4().hex[:8]}",))
     row = await cursor.fetchone()
     assert row is not None

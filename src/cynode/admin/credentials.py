@@ -13,13 +13,11 @@ import uuid
 from datetime import datetime
 from typing import Final
 
-from psycopg import AsyncConnection
 from psycopg.rows import DictRow
 
 from cynode.contracts.admin import AddCredentialRequest, CredentialResponse
 from cynode.crypto import SecretBox
-
-Connection = AsyncConnection[DictRow]
+from cynode.db.pool import Connection
 
 CREDENTIAL_NOT_FOUND: Final = "Credential not found"
 MAX_SECRET_LENGTH: Final = 8192

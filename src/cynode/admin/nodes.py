@@ -11,15 +11,13 @@ from __future__ import annotations
 import uuid
 from typing import Any, Final, cast
 
-from psycopg import AsyncConnection
 from psycopg.rows import DictRow
 
 from cynode.contracts.admin import NodeAdminState, NodeCapabilitySummary, NodeResponse
 from cynode.contracts.codec import PayloadError, convert
 from cynode.contracts.nodes import NodeCapabilityReport
 from cynode.db.params import comparable_text
-
-Connection = AsyncConnection[DictRow]
+from cynode.db.pool import Connection
 
 NODE_NOT_FOUND: Final = "Node not found"
 

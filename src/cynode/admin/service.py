@@ -28,6 +28,7 @@ from cynode.contracts.admin import (
     UserListResponse,
 )
 from cynode.contracts.identity import UserResponse
+from cynode.db.pool import Connection
 from cynode.http.problems import ProblemError
 from cynode.identity import users
 from cynode.identity.audit import ClientInfo
@@ -105,7 +106,7 @@ class AdminService:
 
     # -- nodes --------------------------------------------------------------------------------------
 
-    async def _dispatchable_ids(self, conn: nodes.Connection) -> frozenset[uuid.UUID]:
+    async def _dispatchable_ids(self, conn: Connection) -> frozenset[uuid.UUID]:
         grace = self._ctx.settings.nodes.heartbeat_grace_seconds
         return frozenset(node.node_id for node in await dispatchable_nodes(conn, self._ctx.secret_box, grace))
 
@@ -119,7 +120,7 @@ class AdminService:
         async with self._pool.connection() as conn:
             return await self._node(conn, reference)
 
-    async def _node(self, conn: nodes.Connection, reference: str) -> NodeResponse:
+    async def _node(self, conn: Connection, reference: str) -> NodeResponse:
         row = await nodes.find(conn, reference)
         if row is None:
             raise _not_found(nodes.NODE_NOT_FOUND)
@@ -229,7 +230,7 @@ class AdminService:
         return credentials.credential_response(row)
 
     @staticmethod
-    async def _audit_credential(conn: nodes.Connection, admin: CurrentUser, client: ClientInfo, action: str,
+    async def _audit_credential(conn: Connection, admin: CurrentUser, client: ClientInfo, action: str,
                                 row: Any) -> None:  # fmt: skip
         await record_change(conn, admin, client, action=action, target_type="api_credential", target=str(row["id"]),
                             detail={"provider": row["provider"], "name": row["credential_name"]})  # fmt: skip

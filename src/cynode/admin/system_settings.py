@@ -13,11 +13,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final, get_args
 
-from psycopg import AsyncConnection
 from psycopg.rows import DictRow
 from psycopg.types.json import Jsonb
 
 from cynode.contracts.admin import SettingResponse
+from cynode.db.pool import Connection
 from cynode.nodes.project_manager import (
     EXECUTION_MODE_KEY,
     PINNED_MODEL_KEY,
@@ -27,8 +27,6 @@ from cynode.nodes.project_manager import (
     SelectionMode,
 )
 from cynode.nodes.repository import PM_SETTING_PREFIX
-
-Connection = AsyncConnection[DictRow]
 
 _MODEL_NAME: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,199}")
 

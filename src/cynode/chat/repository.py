@@ -13,13 +13,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from psycopg import AsyncConnection
-from psycopg.rows import DictRow
 from psycopg.types.json import Jsonb
 
+from cynode.db.pool import Connection
 from cynode.tasks.repository import PageAfter
-
-Connection = AsyncConnection[DictRow]
 
 
 @dataclass(frozen=True)

@@ -35,7 +35,7 @@ from cynode.contracts.openai import (
     ChatThreadPage,
     StoredChatMessage,
 )
-from cynode.db.pool import Pool
+from cynode.db.pool import Connection, Pool
 from cynode.http.problems import ProblemError
 from cynode.identity.guard import CurrentUser
 from cynode.inference.sse import DONE_EVENT, sse_event
@@ -97,7 +97,7 @@ class ChatService:
             redaction_kinds=frozenset(kinds),
         )
 
-    async def _project(self, conn: repository.Connection, user: CurrentUser, project: str | None) -> uuid.UUID:
+    async def _project(self, conn: Connection, user: CurrentUser, project: str | None) -> uuid.UUID:
         reference = (project or "").strip()
         if not reference:
             # A default project is created once and never changes: asked for once per user and process.

@@ -21,9 +21,9 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from cynode.contracts.reasons import EndReason
+from cynode.db.pool import Connection
 from cynode.dispatch.holds import HELD_NODE_IDS
 from cynode.nodes.dispatchable import DispatchableNode
-from cynode.tasks.repository import Connection
 
 EndStatus = Literal["completed", "failed"]
 

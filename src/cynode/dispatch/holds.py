@@ -18,10 +18,10 @@ from psycopg import sql
 
 from cynode.context import OrchestratorContext
 from cynode.contracts.nodes import NodeHeartbeat
+from cynode.db.pool import Connection
 from cynode.http.problems import ProblemError
 from cynode.nodes.auth import AuthenticatedNode
 from cynode.nodes.capabilities import SLUG_MISMATCH
-from cynode.tasks.repository import Connection
 
 SHUTDOWN_HOLD = "node is shutting down"
 

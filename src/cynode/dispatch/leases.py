@@ -8,8 +8,8 @@ waits for the run's answer, so the run must go on.
 
 from __future__ import annotations
 
+from cynode.db.pool import Connection
 from cynode.dispatch.claims import ClaimedJob
-from cynode.tasks.repository import Connection
 
 
 async def renew_lease(conn: Connection, job: ClaimedJob, lease_seconds: float) -> bool:

@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from cynode.contracts.reasons import EndReason
+from cynode.db.pool import Connection
 from cynode.dispatch.claims import ClaimedJob, dispatch_error_result, finish_attempt, requeue_or_fail
 from cynode.nodes.dispatchable import DispatchableNode
-from cynode.tasks.repository import Connection
 
 
 @dataclass(frozen=True)

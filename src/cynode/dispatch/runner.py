@@ -50,14 +50,13 @@ from cynode.contracts.reasons import EndReason
 from cynode.contracts.worker import RunJobRequest, RunJobResponse, SandboxSpec
 from cynode.crypto import SecretBox
 from cynode.db import notices
-from cynode.db.pool import Pool, dsn_of
+from cynode.db.pool import Connection, Pool, dsn_of
 from cynode.dispatch import claims, holds, leases, reaper
 from cynode.dispatch.claims import ClaimedJob
 from cynode.dispatch.known_nodes import KnownNodes
 from cynode.dispatch.settings import DispatchSettings
 from cynode.dispatch.worker_client import HttpWorkerClient, WorkerCallError, WorkerClient, WorkerClients
 from cynode.nodes.dispatchable import DispatchableNode, dispatchable_nodes
-from cynode.tasks.repository import Connection
 from cynode.tls import client_context
 
 log = logging.getLogger(__name__)

@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 from cynode.context import OrchestratorContext
 from cynode.contracts.codec import encode_canonical, to_json_object
 from cynode.contracts.nodes import NodeCapabilityReport, NodeHeartbeat
+from cynode.db.pool import Connection
 from cynode.http.problems import ProblemError
 from cynode.nodes import repository
 from cynode.nodes.auth import AuthenticatedNode, NodeGone
@@ -64,7 +65,7 @@ def dispatch_url(report: NodeCapabilityReport, override: str | None) -> str | No
 
 
 async def store_report(
-    conn: repository.Connection, ctx: OrchestratorContext, node_id: uuid.UUID, report: NodeCapabilityReport
+    conn: Connection, ctx: OrchestratorContext, node_id: uuid.UUID, report: NodeCapabilityReport
 ) -> None:
     """Record ``report`` for the node inside the caller's transaction."""
     digest = capability_hash(report)

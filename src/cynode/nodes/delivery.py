@@ -18,6 +18,7 @@ from cynode.context import OrchestratorContext
 from cynode.contracts.codec import PayloadError, convert
 from cynode.contracts.nodes import NodeCapabilityReport, NodeConfigAck, NodeConfigurationPayload
 from cynode.crypto import DecryptionError
+from cynode.db.pool import Connection
 from cynode.http.problems import ProblemError
 from cynode.nodes import repository
 from cynode.nodes.auth import AuthenticatedNode, NodeGone
@@ -33,14 +34,14 @@ log = logging.getLogger(__name__)
 _CAS_ATTEMPTS = 5
 
 
-async def _node_or_gone(conn: repository.Connection, node_id: uuid.UUID) -> repository.NodeRow:
+async def _node_or_gone(conn: Connection, node_id: uuid.UUID) -> repository.NodeRow:
     row = await repository.get_node(conn, node_id)
     if row is None:
         raise NodeGone()
     return row
 
 
-async def _bearer_token(conn: repository.Connection, ctx: OrchestratorContext, node: repository.NodeRow) -> str:
+async def _bearer_token(conn: Connection, ctx: OrchestratorContext, node: repository.NodeRow) -> str:
     """The node's Worker API token, generated on first use; an unreadable one (the secret key
     changed) is replaced, which changes the config content and so its version."""
     associated_data = str(node.id)
@@ -60,7 +61,7 @@ async def _bearer_token(conn: repository.Connection, ctx: OrchestratorContext, n
     raise RuntimeError(f"could not settle the Worker API token of node {node.node_slug}")
 
 
-async def _settle_config_version(conn: repository.Connection, node: repository.NodeRow, digest: str) -> str:
+async def _settle_config_version(conn: Connection, node: repository.NodeRow, digest: str) -> str:
     current = node
     for _ in range(_CAS_ATTEMPTS):
         if current.config_version is not None and current.config_content_hash == digest:
@@ -78,7 +79,7 @@ async def _settle_config_version(conn: repository.Connection, node: repository.N
     raise RuntimeError(f"config content of node {node.node_slug} keeps changing under concurrent fetches")
 
 
-async def _model_policy(conn: repository.Connection, ctx: OrchestratorContext) -> ProjectManagerPolicy:
+async def _model_policy(conn: Connection, ctx: OrchestratorContext) -> ProjectManagerPolicy:
     pinned = ctx.settings.nodes.project_manager_model
     try:
         return ProjectManagerPolicy.from_settings(await repository.project_manager_settings(conn), pinned)

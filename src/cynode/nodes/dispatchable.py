@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from cynode.contracts.codec import PayloadError, convert
 from cynode.contracts.nodes import NodeCapabilityReport
 from cynode.crypto import SecretBox
+from cynode.db.pool import Connection
 from cynode.nodes import repository
 
 
@@ -53,7 +54,7 @@ class DispatchableNode:
 
 
 async def dispatchable_nodes(
-    conn: repository.Connection, secret_box: SecretBox, heartbeat_grace_seconds: int
+    conn: Connection, secret_box: SecretBox, heartbeat_grace_seconds: int
 ) -> list[DispatchableNode]:
     """Every dispatchable node, ordered by slug. A node whose stored report no longer decodes (an
     older build's snapshot) is skipped until it reports again."""

@@ -12,13 +12,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from psycopg import AsyncConnection
 from psycopg.rows import DictRow
 from psycopg.types.json import Jsonb
 
 from cynode.db.params import comparable_text
-
-Connection = AsyncConnection[DictRow]
+from cynode.db.pool import Connection
 
 
 @dataclass(frozen=True)

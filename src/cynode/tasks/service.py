@@ -32,7 +32,7 @@ from cynode.contracts.tasks import (
 )
 from cynode.contracts.worker import SandboxSpec
 from cynode.db.coalesce import Coalescer
-from cynode.db.pool import Pool
+from cynode.db.pool import Connection, Pool
 from cynode.http.problems import ProblemError
 from cynode.identity.guard import CurrentUser
 from cynode.tasks import repository
@@ -224,7 +224,7 @@ class TaskService:
             next_cursor = encode_cursor(PageAfter(created_at=last.created_at, id=last.id))
         return TaskListResponse(tasks=[_task_response(row) for row in page], next_cursor=next_cursor)
 
-    async def _find(self, conn: repository.Connection, user: CurrentUser, reference: str) -> TaskRow:
+    async def _find(self, conn: Connection, user: CurrentUser, reference: str) -> TaskRow:
         [row] = await repository.find_tasks(conn, [(user.id, reference)])
         return _found(row)
 
